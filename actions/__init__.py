@@ -1,0 +1,2 @@
+"""Effects on the world: the Kubernetes adapter (``Cluster``), the action catalogue and
+the notifiers (Slack, webhook). Imports only ``vigil.core``."""
