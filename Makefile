@@ -4,7 +4,7 @@ PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 PACKAGES := core agent detectors actions playbooks nlq sim
 PYTEST_ARGS ?=
 
-.PHONY: check lint types imports test venv typecheck-shim clean
+.PHONY: check lint types imports test venv typecheck-shim clean docs
 
 check: lint types imports test
 
@@ -34,3 +34,6 @@ test:
 
 clean:
 	rm -rf .typecheck build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+docs:
+	$(PYTHON) -c "from vigil.agent.config_docs import config_reference as c; open('docs/configuration.md', 'w').write(c())"

@@ -1,0 +1,5 @@
+"""``python -m vigil.agent.cli`` runs the ``vigil`` command."""
+
+from vigil.agent.cli import main
+
+main()

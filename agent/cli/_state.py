@@ -1,0 +1,40 @@
+"""Global CLI options, set by the app callback and read by commands (one process, one run)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from vigil.agent.config import Config
+
+
+@dataclass
+class CliState:
+    config_path: Path | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+    _config: Config | None = None
+
+    def config(self) -> Config:
+        """Load the configuration once; a bad config exits 2 with every problem listed."""
+        if self._config is None:
+            from vigil.agent.config import load_config
+            from vigil.core import ConfigError
+
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as exc:
+                fail(str(exc), code=2)
+        return self._config
+
+
+state = CliState()
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    """Print an error for a person (stderr) and exit with ``code``."""
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(code)

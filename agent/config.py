@@ -1,0 +1,456 @@
+"""Typed, grouped configuration: one YAML file plus ``VIGIL_<GROUP>__<KEY>`` overrides.
+
+Loaded once at the entry point (``vigil.agent.cli``) and passed down; no module reads
+the environment at import time. Every field says its unit and why its default. Unknown
+keys are errors. ``load_config`` turns every problem into a ``ConfigError`` whose
+``problems`` name the key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from vigil.core import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "config_schema",
+    "load_config",
+    "redacted",
+]
+
+ENV_PREFIX = "VIGIL_"
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class PrometheusSettings(_Group):
+    url: str = Field(
+        "http://127.0.0.1:9090",
+        description="Base URL of the Prometheus HTTP API. Default: a local Prometheus.",
+    )
+    timeout: Seconds = Field(
+        30.0, description="Seconds per HTTP request; long range queries are chunked anyway."
+    )
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries on connection errors and 5xx before giving up."
+    )
+    backoff: Seconds = Field(
+        0.5, description="Seconds of the first retry wait; doubles on each retry."
+    )
+    max_workers: int = Field(
+        4, ge=1, le=32, description="Parallel chunk fetches; 4 keeps Prometheus load modest."
+    )
+    bearer_token: SecretStr | None = Field(
+        None, description="Bearer token sent as `Authorization: Bearer …` (secret)."
+    )
+    username: str | None = Field(None, description="Basic-auth user name.")
+    password: SecretStr | None = Field(None, description="Basic-auth password (secret).")
+    verify_tls: bool = Field(True, description="Verify the server certificate (HTTPS).")
+    ca_file: Path | None = Field(None, description="CA bundle to verify the server with.")
+    client_cert: Path | None = Field(None, description="Client certificate (PEM) for mTLS.")
+    client_key: Path | None = Field(None, description="Client key (PEM) for mTLS.")
+    step: Seconds = Field(
+        60.0, description="Seconds between points of fetched series; 1 min matches scrape data."
+    )
+    lookback: Seconds = Field(
+        8 * 86400.0,
+        description="Seconds of history detectors fit on; 8 days shows daily and weekly shape.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class KubernetesSettings(_Group):
+    in_cluster: bool | None = Field(
+        None,
+        description="Use the pod's service account; null = auto (in-cluster when available).",
+    )
+    kubeconfig: Path | None = Field(
+        None, description="Path to a kubeconfig (default: $KUBECONFIG or ~/.kube/config)."
+    )
+    context: str | None = Field(None, description="kubeconfig context; null = current context.")
+    timeout: Seconds = Field(15.0, description="Seconds per API request.")
+    conflict_retries: int = Field(
+        3, ge=0, le=10, description="Re-reads and retries after a 409 conflict."
+    )
+
+
+class DetectionSettings(_Group):
+    enabled: bool = Field(True, description="Run anomaly detection each tick.")
+    queries: tuple[str, ...] = Field(
+        (
+            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m]))',
+            "histogram_quantile(0.99, sum by (namespace, service, le) "
+            "(rate(http_request_duration_seconds_bucket[5m])))",
+            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[5m]))",
+            "sum by (namespace, pod) (container_memory_working_set_bytes)",
+        ),
+        description="PromQL whose result series are scored each tick.",
+    )
+    sensitivity: float = Field(
+        1.0, gt=0, le=10, description="Multiplier on alert thresholds; >1 alerts less often."
+    )
+    min_severity: Literal["info", "warning", "critical"] = Field(
+        "warning", description="Anomalies below this severity are stored but open no finding."
+    )
+    refit_every: Seconds = Field(
+        3600.0, description="Seconds between full refits; ticks in between score incrementally."
+    )
+
+
+class ScalingSettings(_Group):
+    enabled: bool = Field(True, description="Forecast demand and plan replicas each tick.")
+    lead_time: Seconds = Field(
+        600.0, description="Seconds ahead to provision for; covers pod start-up lag with margin."
+    )
+    target_utilisation: float = Field(
+        0.7, gt=0, le=1, description="Share of per-pod capacity to plan for (HPA-like 70 %)."
+    )
+    quantile: float = Field(
+        0.9, gt=0.5, lt=1, description="Upper forecast quantile replicas are sized for."
+    )
+    scale_down_stabilisation: Seconds = Field(
+        300.0, description="Seconds of lower recommendations before scaling down (as the HPA)."
+    )
+    max_step: int = Field(10, ge=1, description="Most replicas added or removed in one decision.")
+
+
+class GuardrailSettings(_Group):
+    dry_run: bool = Field(
+        True, description="Record what would have been done and change nothing (safe default)."
+    )
+    namespaces_allow: tuple[str, ...] = Field(
+        (), description="Namespaces actions may touch; empty = all not denied."
+    )
+    namespaces_deny: tuple[str, ...] = Field(
+        ("kube-system",),
+        description="Namespaces actions never touch; kube-system is always denied.",
+    )
+    max_actions_per_hour: int = Field(
+        10, ge=0, description="Cluster-wide mutating actions per rolling hour."
+    )
+    max_actions_per_namespace_per_hour: int = Field(
+        5, ge=0, description="Mutating actions per namespace per rolling hour."
+    )
+    cooldown: Seconds = Field(
+        900.0, description="Seconds before the same playbook may act on the same target again."
+    )
+    min_available: int = Field(
+        1, ge=0, description="Never leave a workload with fewer ready replicas than this."
+    )
+    max_unavailable_percent: float = Field(
+        25.0, ge=0, le=100, description="Most of a workload one action may take down, in %."
+    )
+    verify_after: Seconds = Field(
+        300.0, description="Seconds after an action before its verify condition is checked."
+    )
+    freeze_windows: tuple[str, ...] = Field(
+        (),
+        description="Cron-like windows with no actions, e.g. '* 22-23 * * 5' (Friday nights).",
+    )
+
+    @field_validator("namespaces_deny")
+    @classmethod
+    def _kube_system(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return value if "kube-system" in value else (*value, "kube-system")
+
+
+class SlackSettings(_Group):
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-…) for chat.postMessage.")
+    webhook_url: SecretStr | None = Field(
+        None, description="Incoming-webhook URL (cannot update messages; secret)."
+    )
+    channel: str | None = Field(None, description="Default channel for the bot token.")
+    base_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests point it locally)."
+    )
+
+
+class WebhookSettings(_Group):
+    url: str | None = Field(None, description="Generic webhook receiving JSON notifications.")
+    secret: SecretStr | None = Field(None, description="HMAC-SHA256 signing secret (secret).")
+
+
+class NotifySettings(_Group):
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    file: Path | None = Field(
+        None, description="Append notifications as JSON lines here (the demo's local sink)."
+    )
+    timeout: Seconds = Field(10.0, description="Seconds per delivery attempt.")
+    max_attempts: int = Field(
+        50, ge=1, description="Delivery attempts before a message is dead-lettered."
+    )
+    rate_limit_per_minute: int = Field(
+        20, ge=1, description="Messages per channel per minute; Slack allows about 1/s."
+    )
+
+
+class ServerSettings(_Group):
+    host: str = Field("0.0.0.0", description="Address the HTTP server binds (in a pod: all).")  # noqa: S104
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port for health, metrics, hooks.")
+    alertmanager_token: SecretStr | None = Field(
+        None, description="Bearer token Alertmanager must send to POST /alertmanager (secret)."
+    )
+    approval_secret: SecretStr | None = Field(
+        None, description="Key that signs approval links (secret)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest accepted request body, in bytes."
+    )
+
+
+class LeaderSettings(_Group):
+    enabled: bool = Field(False, description="Elect a leader through a Lease (for >1 replica).")
+    namespace: str = Field("vigil", description="Namespace of the Lease.")
+    name: str = Field("vigil-leader", description="Name of the Lease.")
+    lease_duration: Seconds = Field(15.0, description="Seconds a lease is valid without renewal.")
+    renew_every: Seconds = Field(5.0, description="Seconds between renewals by the leader.")
+
+
+class LoggingSettings(_Group):
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level written."
+    )
+    format: Literal["text", "json"] = Field(
+        "text", description="`json` for log shippers, `text` for people."
+    )
+
+
+class NlqSettings(_Group):
+    timezone: str = Field("UTC", description="Zone for 'yesterday', 'since 9am', 'last night'.")
+    default_limit: int = Field(5, ge=1, le=50, description="Rows in a top-N answer.")
+    max_question_chars: int = Field(
+        2000, ge=10, description="Longer questions are refused before classification."
+    )
+
+
+class LlmSettings(_Group):
+    provider: Literal["none", "openai", "ollama"] = Field(
+        "none", description="`none` keeps vigil offline; otherwise the chat model's API."
+    )
+    model: str | None = Field(None, description="Model name, e.g. gpt-4o-mini or llama3.1.")
+    base_url: str | None = Field(None, description="OpenAI-compatible or Ollama base URL.")
+    api_key: SecretStr | None = Field(None, description="API key (secret).")
+    timeout: Seconds = Field(30.0, description="Seconds per model call.")
+    max_steps: int = Field(8, ge=1, le=50, description="Model calls per question at most.")
+    max_tool_calls: int = Field(6, ge=1, le=50, description="Tool calls per question at most.")
+
+    @model_validator(mode="after")
+    def _model_needed(self) -> LlmSettings:
+        if self.provider != "none" and not self.model:
+            raise ValueError(f"llm.model is required when llm.provider is {self.provider!r}")
+        return self
+
+
+class StoreSettings(_Group):
+    path: Path = Field(
+        Path("vigil.db"), description="SQLite file (WAL mode); in a pod, on a volume."
+    )
+    retention_days: float = Field(
+        30.0, gt=0, description="Days of history kept; older rows are pruned each day."
+    )
+    busy_timeout: Seconds = Field(
+        5.0, description="Seconds a writer waits for a lock before failing."
+    )
+
+
+class AgentSettings(_Group):
+    interval: Seconds = Field(
+        60.0, description="Seconds between ticks; one Prometheus scrape interval or more."
+    )
+    cluster_name: str = Field("default", description="Name used in notifications and metrics.")
+
+
+class Config(BaseModel):
+    """The whole configuration. Every group has defaults; an empty file is valid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    nlq: NlqSettings = Field(default_factory=NlqSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of the YAML file, for editors and `vigil config schema`."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "vigil configuration"
+    return schema
+
+
+def _allowed_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    current: type[BaseModel] | None = model
+    for part in path:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return []
+        annotation = current.model_fields[part].annotation
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return sorted(current.model_fields) if current is not None else []
+
+
+def _describe(error: Mapping[str, Any], origin: Mapping[tuple[str, ...], str]) -> str:
+    loc = tuple(error.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    for path, var in origin.items():
+        if tuple(str(p) for p in loc[: len(path)]) == path or path[: len(loc)] == loc:
+            key = f"{key} (from environment variable {var})"
+            break
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(Config, loc[:-1])
+        hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+        return f"{key}: unknown key{hint}"
+    message = str(error.get("msg", "invalid value"))
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+    return f"{key}: {message}{shown}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """``VIGIL_PROMETHEUS__URL=…`` → ``{"prometheus": {"url": …}}``.
+
+    Lists and mappings are written as YAML/JSON (``VIGIL_GUARDRAILS__NAMESPACES_DENY='[a, b]'``);
+    scalars stay strings for pydantic to convert, so a token of digits stays a string.
+    Returns the tree and, per key path, the variable it came from (for error messages).
+    """
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        if not all(parts):
+            continue
+        value: Any = raw
+        if raw.strip() in ("", "null", "~"):
+            value = None
+        elif raw.lstrip()[:1] in ("[", "{"):
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ConfigError(
+                    f"environment {name}: not valid YAML/JSON: {exc}",
+                    problems=(f"{name}: not valid YAML/JSON",),
+                ) from exc
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment {name}: conflicts with another VIGIL_ variable")
+        node[parts[-1]] = value
+        origin[parts] = name
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a config file into a mapping, with errors that name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist; create it or drop --config to use defaults",
+            problems=(f"{path}: not found",),
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", problems=(str(exc),)) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        msg = f"{path}: not valid YAML{where}: {problem}"
+        raise ConfigError(msg, problems=(msg,)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        msg = f"{path}: the top level must be a mapping of groups, got {type(data).__name__}"
+        raise ConfigError(msg, problems=(msg,))
+    return data
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load the file at ``path`` (or defaults), apply ``VIGIL_…`` overrides, validate."""
+    data = read_yaml(path) if path is not None else {}
+    env = os.environ if environ is None else environ
+    overrides, origin = _env_overrides(env)
+    data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = tuple(_describe(err, origin) for err in exc.errors())
+        source = str(path) if path is not None else "configuration"
+        count = len(problems)
+        head = f"{source}: {count} problem{'s' if count != 1 else ''}"
+        raise ConfigError(head + "\n  " + "\n  ".join(problems), problems=problems) from None
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets replaced by ``'***'``."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "***"
+        if isinstance(value, BaseModel):
+            return {k: walk(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, (tuple, list)):
+            return [walk(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    result = walk(config)
+    json.dumps(result)  # it must be plain data
+    return result
