@@ -342,7 +342,8 @@ class Guardrails:
             return self._record(
                 plan, ActionStatus.PENDING_APPROVAL, reason, "approval", now, change=change
             )
-        return self._record(plan, ActionStatus.RUNNING, change.summary, "", now, change=change)
+        reason = f"{plan.reason}: {change.summary}" if plan.reason else change.summary
+        return self._record(plan, ActionStatus.RUNNING, reason, "", now, change=change)
 
     def _wants_approval(self, plan: Plan) -> bool:
         book = self.playbooks.get(plan.playbook)

@@ -159,7 +159,7 @@ def evaluate(
     return Check(
         all(c.ok for c in checks),
         " and ".join(c.condition for c in checks),
-        "; ".join(f"{c.condition}: {c.observed}" for c in checks if not c.ok)
+        "; ".join(f"{c.condition} does not hold ({c.observed})" for c in checks if not c.ok)
         or "; ".join(c.observed for c in checks),
     )
 

@@ -36,7 +36,9 @@ class FakeCluster:
         self.nodes: dict[str, NodeInfo] = {}
         self.hpas: dict[ObjectRef, HpaInfo] = {}
         self.calls: list[tuple[str, str, bool]] = []
+        self.call_times: list[datetime] = []
         self.fail_next: VigilError | None = None
+        self.crash_after_next = False  # apply the next change, then die as a killed process
         self.revisions: dict[ObjectRef, list[str]] = {}
 
     # -- building -------------------------------------------------------------------
@@ -153,11 +155,15 @@ class FakeCluster:
     def _result(
         self, kind: ActionKind, ref: ObjectRef, dry: bool, before: dict, after: dict
     ) -> ActionResult:
+        if self.crash_after_next and not dry:
+            self.crash_after_next = False
+            raise SystemExit("killed between the API call and the journal")
         now = self.clock.now()
         return ActionResult(kind, ref, ActionStatus.SUCCEEDED, now, now, dry, "", before, after)
 
     def _enter(self, name: str, ref: ObjectRef | str, dry: bool) -> None:
         self.calls.append((name, str(ref), dry))
+        self.call_times.append(self.clock.now())
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
             raise exc
