@@ -201,3 +201,13 @@ def test_bad_cron_windows_are_clear_errors(spec: str, message: str) -> None:
         CronWindow.parse(spec)
     with pytest.raises(ValueError, match=message):
         GuardrailSettings(freeze_windows=(spec,))
+
+
+def test_guardrail_settings_extend_the_config_group_field_for_field() -> None:
+    """The agent can swap its ``guardrails`` group for ours without renaming a key."""
+    from vigil.agent.config import GuardrailSettings as ConfigGroup
+
+    ours, theirs = GuardrailSettings.model_fields, ConfigGroup.model_fields
+    assert set(theirs) <= set(ours)
+    for name, field in theirs.items():
+        assert ours[name].default == field.default, name
