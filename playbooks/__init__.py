@@ -8,10 +8,11 @@ The agent's playbook stage: ``load_playbooks`` once, then each tick ``match_find
 ``backtest``.
 """
 
+from vigil.playbooks.approvals import approve, deny, plan_from_entry
 from vigil.playbooks.backtest import BacktestReport, Firing, PlaybookSummary, backtest
 from vigil.playbooks.changes import Change, compute_change
 from vigil.playbooks.cron import CronWindow, frozen_until
-from vigil.playbooks.executor import Outcome, PlaybookEngine, approve, deny, plan_from_entry
+from vigil.playbooks.executor import Outcome, PlaybookEngine
 from vigil.playbooks.explaining import explain
 from vigil.playbooks.guardrails import COUNTED, MANUAL, Decision, Guardrails
 from vigil.playbooks.journal_memory import JournalConflict, MemoryJournal

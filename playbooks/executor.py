@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vigil.core import (
     ActionKind,
@@ -30,7 +30,6 @@ from vigil.core import (
     IncidentState,
     JournalEntry,
     Mode,
-    NotFoundError,
     Notification,
     ObjectRef,
     PermanentError,
@@ -41,16 +40,17 @@ from vigil.core import (
     VigilError,
     idempotency_key,
 )
-from vigil.playbooks.changes import owning_workload
+from vigil.playbooks.approvals import plan_from_entry
 from vigil.playbooks.guardrails import Decision, Guardrails
-from vigil.playbooks.matching import plan_for_step
+from vigil.playbooks.matching import match_findings, plan_for_step
+from vigil.playbooks.recovery import change_landed
 from vigil.playbooks.schema import Playbook
-from vigil.playbooks.verification import evaluate, observed_snapshot, revert_call
+from vigil.playbooks.verification import evaluate, revert_call
 
 if TYPE_CHECKING:
-    from vigil.core import ActionJournal, Cluster, MetricSource
+    from vigil.core import Cluster, MetricSource
 
-__all__ = ["Outcome", "PlaybookEngine", "approve", "deny", "plan_from_entry"]
+__all__ = ["Outcome", "PlaybookEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -64,52 +64,12 @@ class Outcome:
     notifications: tuple[Notification, ...] = ()
     follow_up: tuple[Outcome, ...] = field(default_factory=tuple)
 
-
-def plan_from_entry(entry: JournalEntry, **changes: Any) -> Plan:
-    """The plan a journal row records (optionally changed), e.g. to run it once approved."""
-    plan = Plan(
-        finding_id=entry.finding_id,
-        playbook=entry.playbook,
-        step=entry.step,
-        action=entry.action,
-        target=entry.target,
-        params=dict(entry.params),
-        mode=entry.mode,
-        created_at=entry.created_at,
-        reason=entry.reason,
-        idempotency_key=entry.idempotency_key,
-    )
-    return replace(plan, **changes) if changes else plan
-
-
-def _answer(
-    journal: ActionJournal, action_id: int, status: ActionStatus, *, at: datetime, message: str
-) -> JournalEntry:
-    entry = journal.journal_get(action_id)
-    if entry.status is not ActionStatus.PENDING_APPROVAL:
-        verb = "approve" if status is ActionStatus.APPROVED else "deny"
-        raise PermanentError(
-            f"action #{action_id} is {entry.status}, not pending-approval; nothing to {verb}"
-        )
-    return journal.journal_transition(
-        action_id, status, at=at, expect=[ActionStatus.PENDING_APPROVAL], message=message
-    )
-
-
-def approve(journal: ActionJournal, action_id: int, *, at: datetime, by: str = "") -> JournalEntry:
-    """``vigil approve ID``: a pending row becomes approved; the engine runs it next tick
-    (through the guardrails again)."""
-    who = f" by {by}" if by else ""
-    return _answer(journal, action_id, ActionStatus.APPROVED, at=at, message=f"approved{who}")
-
-
-def deny(
-    journal: ActionJournal, action_id: int, *, at: datetime, by: str = "", reason: str = ""
-) -> JournalEntry:
-    """``vigil deny ID``: a pending row is denied and never acts."""
-    who = f" by {by}" if by else ""
-    why = f": {reason}" if reason else ""
-    return _answer(journal, action_id, ActionStatus.DENIED, at=at, message=f"denied{who}{why}")
+    def all_notifications(self) -> list[Notification]:
+        """This outcome's messages and those of every escalation it led to."""
+        out = list(self.notifications)
+        for nxt in self.follow_up:
+            out.extend(nxt.all_notifications())
+        return out
 
 
 class PlaybookEngine:
@@ -460,13 +420,39 @@ class PlaybookEngine:
             return Outcome(entry, notifications=(note,))
         return self.submit(plan, now=now)
 
+    # -- one tick ---------------------------------------------------------------------------
+
+    def tick(
+        self, findings: Sequence[Finding], now: datetime, *, max_age: float | None = None
+    ) -> list[Outcome]:
+        """What the agent's playbook stage runs each tick, in this order: expire stale
+        approvals, run approved rows, verify what is due, then match and submit findings."""
+        settings = self.guardrails.settings
+        out: list[Outcome] = [Outcome(e) for e in self.expire_approvals(now)]
+        out += self.run_approved(now)
+        out += self.verify_due(now)
+        by_id = {f.id: f for f in findings}
+        for match in match_findings(
+            findings,
+            list(self.playbooks.values()),
+            now=now,
+            cluster=self.cluster,
+            dry_run=settings.dry_run,
+            max_age=settings.finding_max_age if max_age is None else max_age,
+        ):
+            if match.plan is None:
+                log.info("finding %s: %s", match.finding.id, match.note)
+                continue
+            out.append(self.submit(match.plan, now=now, finding=by_id[match.finding.id]))
+        return out
+
     # -- crash recovery ----------------------------------------------------------------------
 
     def reconcile(self, now: datetime) -> list[Outcome]:
         """Settle rows a killed process left ``running``, from the cluster's state; never re-act."""
         out = []
         for entry in self.journal.journal_list(statuses=[ActionStatus.RUNNING], limit=1000):
-            applied, seen = self._applied(entry)
+            applied, seen = change_landed(entry, self.cluster)
             if applied:
                 done = self.journal.journal_transition(
                     entry.id,
@@ -501,55 +487,3 @@ class PlaybookEngine:
                     )
                 )
         return out
-
-    def _applied(self, entry: JournalEntry) -> tuple[bool, str]:
-        """Whether the cluster shows ``entry``'s change, and what it shows."""
-        if entry.action is ActionKind.NOTIFY:
-            return True, "notification handed to the outbox"
-        snap = observed_snapshot(entry)
-        if not snap:
-            return False, "it was interrupted before acting (no before-state recorded)"
-        if self.cluster is None:
-            return False, "no cluster to read the outcome from"
-        plan = plan_from_entry(entry)
-        try:
-            if entry.action in (ActionKind.CORDON, ActionKind.UNCORDON):
-                node = next(n for n in self.cluster.list_nodes() if n.name == entry.target.name)
-                want = entry.action is ActionKind.CORDON
-                return node.unschedulable == want, f"node unschedulable={node.unschedulable}"
-            if entry.action in (ActionKind.DELETE_POD, ActionKind.EVICT_POD):
-                names = {p.ref.name for p in self.cluster.list_pods(entry.target.namespace)}
-                gone = entry.target.name not in names
-                return gone, "the pod is gone" if gone else "the pod still exists"
-            ref = owning_workload(self.cluster, plan) or entry.target
-            wl = self.cluster.get_workload(ref)
-        except (StopIteration, NotFoundError):
-            return False, f"{entry.target} is gone"
-        if entry.action is ActionKind.SCALE:
-            want_replicas = entry.params.get("replicas")
-            moved = (
-                wl.replicas == int(want_replicas)
-                if want_replicas is not None
-                else wl.replicas != snap.get("replicas")
-            )
-            return moved, f"replicas={wl.replicas} (was {snap.get('replicas')})"
-        if entry.action in (ActionKind.ROLLOUT_RESTART, ActionKind.ROLLOUT_UNDO):
-            moved = wl.revision != snap.get("revision")
-            return moved, f"revision={wl.revision} (was {snap.get('revision')})"
-        if entry.action is ActionKind.PATCH_RESOURCES:
-            container = next((c for c in wl.containers if c.name == snap.get("container")), None)
-            now_limit = container.memory_limit if container else None
-            return now_limit != snap.get("memory_limit"), f"memory limit={now_limit}"
-        if entry.action is ActionKind.PATCH_HPA:  # the last mutating kind
-            hpa = next(
-                (h for h in self.cluster.list_hpas(ref.namespace) if str(h.ref) == snap.get("hpa")),
-                None,
-            )
-            if hpa is None:
-                return False, "the HPA is gone"
-            moved = (hpa.min_replicas, hpa.max_replicas) != (
-                snap.get("min_replicas"),
-                snap.get("max_replicas"),
-            )
-            return moved, f"HPA min/max={hpa.min_replicas}/{hpa.max_replicas}"
-        raise AssertionError(f"unhandled action {entry.action}")

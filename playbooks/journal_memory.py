@@ -2,9 +2,10 @@
 
 The agent's real journal is the SQLite store (``vigil.agent.store``); this one keeps
 rows in a list so ``backtest`` stays a pure function of its inputs. Its semantics are
-the port's: unique idempotency keys, compare-and-set transitions, budgets counted by
-``created_at``, and ``due_verifications`` returning succeeded rows whose ``verify_at``
-has come and that have no verification yet.
+the SQLite store's: unique idempotency keys, compare-and-set transitions, times counted
+at ``acted_at`` (when a row was journalled, moved to when it ran if it waited for an
+approval first), ``until`` exclusive, and ``due_verifications`` returning finished rows
+whose ``verify_at`` has come with no verification checked since.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from vigil.core import (
 
 __all__ = ["JournalConflict", "MemoryJournal"]
 
+_WAITING = (ActionStatus.PENDING_APPROVAL, ActionStatus.APPROVED)
+_EXECUTING = (ActionStatus.RUNNING, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
+_UNFINISHED = (*_WAITING, ActionStatus.RUNNING)
+
 
 class JournalConflict(PermanentError):
     """A compare-and-set transition found the row in another status."""
@@ -37,6 +42,7 @@ class MemoryJournal:
     def __init__(self) -> None:
         self._rows: list[JournalEntry] = []
         self._keys: dict[str, int] = {}
+        self._acted: dict[int, datetime] = {}
         self.verifications: list[Verification] = []
 
     def journal_plan(
@@ -61,6 +67,7 @@ class MemoryJournal:
         )
         self._rows.append(entry)
         self._keys[plan.idempotency_key] = entry.id
+        self._acted[entry.id] = at
         return entry
 
     def journal_get(self, action_id: int) -> JournalEntry:
@@ -89,11 +96,13 @@ class MemoryJournal:
                 f"action #{action_id} is {entry.status}, expected one of "
                 f"{', '.join(str(s) for s in expect)}"
             )
+        if entry.status in _WAITING and ActionStatus(status) in _EXECUTING:
+            self._acted[action_id] = at
         changed = replace(
             entry,
             status=ActionStatus(status),
             updated_at=at,
-            message=message or entry.message,
+            message=message or (result.message if result is not None else "") or entry.message,
             before=dict(result.before) if result is not None else dict(entry.before),
             after=dict(result.after) if result is not None else dict(entry.after),
             verify_at=verify_at if verify_at is not None else entry.verify_at,
@@ -114,13 +123,13 @@ class MemoryJournal:
         rows = [
             r
             for r in self._rows
-            if (since is None or r.created_at >= since)
-            and (until is None or r.created_at <= until)
+            if (since is None or self._acted[r.id] >= since)
+            and (until is None or self._acted[r.id] < until)
             and (statuses is None or r.status in statuses)
             and (namespace is None or r.target.namespace == namespace)
             and (playbook is None or r.playbook == playbook)
         ]
-        return sorted(rows, key=lambda r: r.id, reverse=True)[:limit]
+        return sorted(rows, key=lambda r: (self._acted[r.id], r.id), reverse=True)[:limit]
 
     def count_actions(
         self,
@@ -134,7 +143,7 @@ class MemoryJournal:
         return sum(
             1
             for r in self._rows
-            if r.created_at >= since
+            if self._acted[r.id] >= since
             and r.status in statuses
             and (namespace is None or r.target.namespace == namespace)
             and (playbook is None or r.playbook == playbook)
@@ -145,21 +154,22 @@ class MemoryJournal:
         self, *, playbook: str, target: ObjectRef, statuses: Sequence[ActionStatus]
     ) -> datetime | None:
         times = [
-            r.created_at
+            self._acted[r.id]
             for r in self._rows
             if r.playbook == playbook and r.target == target and r.status in statuses
         ]
         return max(times, default=None)
 
     def due_verifications(self, now: datetime) -> list[JournalEntry]:
-        done = {v.action_id for v in self.verifications}
         return [
             r
-            for r in self._rows
-            if r.status is ActionStatus.SUCCEEDED
-            and r.verify_at is not None
+            for r in sorted(self._rows, key=lambda r: (r.verify_at or now, r.id))
+            if r.verify_at is not None
             and r.verify_at <= now
-            and r.id not in done
+            and r.status not in _UNFINISHED
+            and not any(
+                v.action_id == r.id and v.checked_at >= r.verify_at for v in self.verifications
+            )
         ]
 
     def record_verification(self, verification: Verification) -> None:

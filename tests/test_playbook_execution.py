@@ -292,3 +292,18 @@ def test_a_failed_server_side_dry_run_is_recorded(journal: Any, cluster: FakeClu
     out = eng.submit(m.plan, now=T0, finding=f)
     assert out.entry.status is ActionStatus.DRY_RUN
     assert "server-side dry run failed: forbidden" in out.entry.message
+
+
+def test_a_tick_matches_acts_and_a_later_tick_verifies(journal: Any, cluster: FakeCluster) -> None:
+    eng = engine(journal, cluster)
+    hot = anomaly(
+        "cpu_usage", {"namespace": "shop", "deployment": "web"}, severity=Severity.CRITICAL
+    )
+    first = eng.tick([hot], T0)
+    assert [o.entry.status for o in first if o.entry] == [ActionStatus.SUCCEEDED]
+    # the same open finding on the next tick: a duplicate, nothing new happens
+    again = eng.tick([hot], T0 + timedelta(minutes=1))
+    assert [o.decision.duplicate for o in again if o.decision] == [True]
+    assert len([c for c in cluster.calls if not c[2]]) == 1
+    later = eng.tick([], T0 + timedelta(minutes=10))
+    assert [n.state for o in later for n in o.all_notifications()] == ["verified"]
