@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,8 +110,7 @@ class StoreBase:
             # Touch the schema now, so a file that is not a database fails at open.
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return
-        # WAL is a property of the file (it persists); readers of it need no pragma.
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._enable_wal()
         if str(mode).lower() != "wal":
             raise StoreError(
                 f"store {self.path}: cannot switch to WAL journal mode (got {mode}); "
@@ -119,6 +119,26 @@ class StoreBase:
         # NORMAL in WAL mode: a power cut may lose the last commits, never corrupts.
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+
+    def _enable_wal(self) -> str:
+        """Switch the file to WAL (a property of the file: it persists, readers need no
+        pragma). Two processes creating one new file may both try: the switch needs an
+        exclusive lock and SQLite answers BUSY at once instead of waiting (it would be a
+        deadlock), so retry briefly until the other one has done it or the timeout ends."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() == "wal":
+                    return "wal"
+                return str(self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in (_SQLITE_BUSY, _SQLITE_LOCKED) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _migrate(self) -> None:
         current = schema_version(self._db)
