@@ -57,7 +57,6 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
         defaults={"labels": "{}", "details": "{}"},
     )
     db.table("findings").create_index(["started_at"])
-    db.table("findings").create_index(["resolved_at"])
     db.table("findings").create_index(["series"])
     # `vigil status` and every tick ask for the open findings, newest first.
     db.execute("CREATE INDEX idx_findings_open ON findings(observed_at) WHERE resolved_at IS NULL")
@@ -132,7 +131,8 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     actions.create_index(["target_namespace", "acted_at"])
     actions.create_index(["playbook", "acted_at"])
     actions.create_index(["playbook", "target_kind", "target_namespace", "target_name", "acted_at"])
-    actions.create_index(["status"])
+    actions.create_index(["target_kind", "target_namespace", "target_name", "acted_at"])
+    actions.create_index(["status", "acted_at"])
     actions.create_index(["finding_id"])
     db.execute("CREATE INDEX idx_actions_verify ON actions(verify_at) WHERE verify_at IS NOT NULL")
 
@@ -188,8 +188,9 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     notes = db.table("notifications")
     notes.create_index(["channel", "dedupe_key"], unique=True)
     notes.create_index(["channel", "incident_key", "delivered_at"])
+    # Only the messages still to deliver, in queue order: the notifier's every poll.
     db.execute(
-        "CREATE INDEX idx_notifications_due ON notifications(next_attempt_at, id) "
+        "CREATE INDEX idx_notifications_pending ON notifications(id) "
         "WHERE delivered_at IS NULL AND dead = 0"
     )
 

@@ -194,7 +194,7 @@ class ObservationsMixin(StoreBase):
         with self._read():
             rows = self._rows(
                 "SELECT * FROM findings WHERE resolved_at IS NULL "
-                "ORDER BY observed_at DESC, id LIMIT ?",
+                "ORDER BY observed_at DESC, id DESC LIMIT ?",
                 (limit,),
             )
         return [_finding(r) for r in rows]

@@ -52,7 +52,7 @@ def _run_together(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]
 
 
 def test_writer_and_readers_run_concurrently(db_path: Path) -> None:
-    n = 150
+    n = 100
     SqliteStore.open(db_path).close()  # the daemon created the store before readers came
     procs = [_start("writer", db_path, n)] + [_start("reader", db_path, n) for _ in range(3)]
     writer, *readers = _run_together(procs)

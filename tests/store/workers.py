@@ -80,20 +80,23 @@ def reader(path: Path, n: int) -> dict[str, object]:
     seen: set[int] = set()
     reads = 0
     deadline = time.monotonic() + 60
+    done = False
     while time.monotonic() < deadline:
         counts = dict(store.stats()["tables"])
         for table, count in counts.items():
             if count < last.get(table, 0):
                 raise AssertionError(f"{table} shrank from {last[table]} to {count}")
         last = counts
+        seen.add(counts["ticks"])
+        reads += 1
+        if done:
+            break  # this snapshot was taken after the writer's last write
         ticks = store.recent_ticks(limit=1)
         store.journal_list(limit=5)
         store.open_findings(limit=5)
         store.due_messages(T0 + timedelta(days=1), limit=5)
-        reads += 1
-        seen.add(counts["ticks"])
-        if ticks and ticks[0].ended_at is not None and counts["ticks"] >= n:
-            break
+        # finish_tick is the writer's last write of an iteration.
+        done = len(ticks) == 1 and ticks[0].id == n and ticks[0].ended_at is not None
     store.close()
     return {"reads": reads, "seen": sorted(seen), "final": last}
 
