@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import sqlite_utils
-
 from vigil.agent.store._errors import StoreBusy, StoreError, StoreReadOnly
 from vigil.agent.store._migrations import SCHEMA_VERSION, apply_migrations, schema_version
 from vigil.core.clock import Clock, SystemClock
@@ -56,7 +54,6 @@ class StoreBase:
         self._lock = threading.RLock()
         self._conn = self._connect()
         try:
-            self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
             with self._guard():
                 self._configure()
                 self._migrate()
@@ -141,7 +138,7 @@ class StoreBase:
             pause = min(pause * 2, 0.1)
 
     def _migrate(self) -> None:
-        current = schema_version(self._db)
+        current = schema_version(self._conn)
         if current == SCHEMA_VERSION:
             return
         if self.readonly:
@@ -161,7 +158,7 @@ class StoreBase:
             )
         with self._transaction():
             # Re-read under the write lock: another process may have migrated meanwhile.
-            apply_migrations(self._db, path=str(self.path), now=self._clock.now())
+            apply_migrations(self._conn, path=str(self.path), now=self._clock.now())
 
     # ------------------------------------------------------------------ closing
 
@@ -209,10 +206,10 @@ class StoreBase:
             raise self._wrap(exc) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite_utils.Database]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
+            yield self._conn
         except BaseException:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
@@ -220,7 +217,7 @@ class StoreBase:
         self._conn.execute("COMMIT")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
+    def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction holding the file's write lock from its first statement."""
         if self.readonly:
             raise StoreReadOnly(
@@ -230,12 +227,12 @@ class StoreBase:
             yield db
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite_utils.Database]:
+    def _read(self) -> Iterator[sqlite3.Connection]:
         """One read transaction: every statement in it sees the same snapshot."""
         with self._lock, self._guard():
             self._conn.execute("BEGIN")
             try:
-                yield self._db
+                yield self._conn
             finally:
                 if self._conn.in_transaction:
                     self._conn.execute("COMMIT")

@@ -274,7 +274,11 @@ class JournalMixin(StoreBase):
                     f"verification of action {verification.action_id}: no such action in the "
                     f"journal of store {self.path}"
                 )
-            db.table("verifications").insert(row)
+            db.execute(
+                "INSERT INTO verifications (action_id, ok, checked_at, condition, observed, "
+                "message) VALUES (:action_id, :ok, :checked_at, :condition, :observed, :message)",
+                row,
+            )
 
     def verifications_for(self, action_id: int) -> list[Verification]:
         """Every verification of one action, oldest first (for `vigil status` and nlq)."""

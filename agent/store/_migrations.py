@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from vigil.agent.store._codec import to_ts
 from vigil.agent.store._errors import StoreError
 
+if TYPE_CHECKING:
+    import sqlite3
+
+    import sqlite_utils
+
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "apply_migrations", "schema_version"]
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def _initial_schema(db: sqlite_utils.Database) -> None:
@@ -206,22 +210,33 @@ MIGRATIONS: list[Migration] = [_initial_schema]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
     """The file's schema version: 0 for an empty file."""
-    if "schema_migrations" not in db.table_names():
+    if "schema_migrations" not in _table_names(conn):
         return 0
-    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0)
 
 
-def apply_migrations(db: sqlite_utils.Database, *, path: str, now: datetime) -> list[int]:
+def apply_migrations(conn: sqlite3.Connection, *, path: str, now: datetime) -> list[int]:
     """Bring the file up to ``SCHEMA_VERSION``; returns the versions applied.
 
     The caller holds the write lock (``BEGIN IMMEDIATE``). Refuses a file written by a
     newer vigil: its tables may mean things this version does not know.
     """
-    if "schema_migrations" not in db.table_names():
-        tables = [t for t in db.table_names() if not t.startswith("sqlite_")]
+    # sqlite-utils is imported here, not at module level: it imports pandas when that
+    # is installed (~0.5 s), and CLI readers of an up-to-date store never migrate.
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+    names = _table_names(conn)
+    if "schema_migrations" not in names:
+        tables = [t for t in names if not t.startswith("sqlite_")]
         if tables:
             raise StoreError(
                 f"{path} is an SQLite file but not a vigil store (it has tables "
@@ -233,7 +248,7 @@ def apply_migrations(db: sqlite_utils.Database, *, path: str, now: datetime) -> 
             pk="version",
             not_null={"name", "applied_at"},
         )
-    current = schema_version(db)
+    current = schema_version(conn)
     if current > SCHEMA_VERSION:
         raise StoreError(
             f"store {path} has schema version {current}, newer than the {SCHEMA_VERSION} "

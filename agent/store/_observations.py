@@ -224,8 +224,10 @@ class ObservationsMixin(StoreBase):
             "made_at": to_ts(forecast.made_at, "made_at"),
             **forecast_arrays(forecast),
         }
+        columns = ", ".join(row)
+        values = ", ".join(f":{c}" for c in row)
         with self._write() as db:
-            db.table("forecasts").insert(row)
+            db.execute(f"INSERT INTO forecasts ({columns}) VALUES ({values})", row)  # noqa: S608
 
     def latest_forecast(self, series: str) -> Forecast | None:
         with self._read():

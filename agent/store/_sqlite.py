@@ -104,7 +104,7 @@ class SqliteStore(ObservationsMixin, JournalMixin, OutboxMixin):
         """Row counts per table, schema version and file sizes (bytes, with the WAL)."""
         with self._read():
             counts = {t: int(self._scalar(f"SELECT COUNT(*) FROM {t}")) for t in TABLES}  # noqa: S608
-            version = schema_version(self._db)
+            version = schema_version(self._conn)
             open_findings = int(
                 self._scalar("SELECT COUNT(*) FROM findings WHERE resolved_at IS NULL")
             )

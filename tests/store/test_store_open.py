@@ -130,3 +130,20 @@ def test_bad_arguments(tmp_path: Path) -> None:
         SqliteStore.open(tmp_path / "x.db", busy_timeout=-1)
     with SqliteStore.open(tmp_path / "y.db") as store:
         assert repr(store).endswith("y.db read-write>")
+
+
+def test_readers_of_a_current_store_import_neither_sqlite_utils_nor_pandas(db_path: Path) -> None:
+    """sqlite-utils imports pandas (~0.5 s) when installed: CLI readers must not pay it."""
+    import subprocess
+    import sys
+
+    SqliteStore.open(db_path).close()
+    code = (
+        "import sys\n"
+        "from vigil.agent.store import SqliteStore\n"
+        f"with SqliteStore.open({str(db_path)!r}, readonly=True) as s:\n"
+        "    s.stats(); s.open_findings(); s.recent_ticks()\n"
+        "print(sorted(m for m in ('pandas', 'sqlite_utils') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
