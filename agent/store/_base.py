@@ -47,6 +47,11 @@ class StoreBase:
     ) -> None:
         if busy_timeout < 0:
             raise ValueError(f"busy_timeout must be >= 0 seconds, got {busy_timeout}")
+        if str(path) in {"", ":memory:"} or str(path).startswith("file:"):
+            raise ValueError(
+                f"store path {str(path)!r}: give the path of a file (WAL mode needs one), "
+                "e.g. /var/lib/vigil/vigil.db or a temporary file in tests"
+            )
         self.path = Path(path).expanduser()
         self.readonly = readonly
         self.busy_timeout = float(busy_timeout)
@@ -214,7 +219,14 @@ class StoreBase:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            # A failed COMMIT (disk full, I/O error) leaves the transaction open; close
+            # it, or every later write would fail on "transaction within a transaction".
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

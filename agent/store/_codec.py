@@ -31,6 +31,7 @@ __all__ = [
     "load_json",
     "opt_from_ts",
     "ref_from_columns",
+    "ref_to_columns",
     "to_ts",
 ]
 

@@ -126,6 +126,9 @@ def test_busy_writer_gets_a_retryable_error(db_path: Path, values) -> None:
 
 
 def test_bad_arguments(tmp_path: Path) -> None:
+    for bad in (":memory:", "", "file:x.db?mode=ro"):
+        with pytest.raises(ValueError, match="give the path of a file"):
+            SqliteStore.open(bad)
     with pytest.raises(ValueError, match="busy_timeout must be >= 0"):
         SqliteStore.open(tmp_path / "x.db", busy_timeout=-1)
     with SqliteStore.open(tmp_path / "y.db") as store:
