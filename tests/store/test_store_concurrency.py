@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,20 @@ def test_racing_writers_journal_each_key_once(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == sorted(set(versions))
+
+
+def test_a_killed_writer_loses_only_its_open_transaction(db_path: Path, values) -> None:
+    proc = _start("crasher", db_path, 5)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        with SqliteStore.open(db_path, readonly=True) as reader:
+            assert len(reader.recent_ticks()) == 5  # readers go on while it holds the lock
+    finally:
+        proc.kill()  # SIGKILL: no cleanup, as an OOM kill or a node loss
+        proc.communicate(timeout=30)
+    with SqliteStore.open(db_path, busy_timeout=5) as store:
+        ticks = store.recent_ticks(limit=10)
+        assert len(ticks) == 5  # committed ticks kept, the open transaction gone
+        store.start_tick(values.T0 + timedelta(hours=1))  # and the lock is free again
+        assert len(store.recent_ticks(limit=10)) == 6

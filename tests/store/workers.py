@@ -3,7 +3,8 @@
 ``python workers.py ROLE PATH N``: ROLE ``writer`` plays the daemon (N loop
 iterations of ticks, findings, journal rows and outbox messages), ``reader`` plays a
 CLI reader on a read-only store until it sees N finished ticks, ``racer`` journals N
-plans whose keys another racer journals too. Each prints ``ready`` once its store is
+plans whose keys another racer journals too, ``crasher`` commits N ticks and is killed
+inside an open write transaction. Each prints ``ready`` once its store is
 open (racers open theirs after ``go``, to race the migrations as well), waits for a
 ``go`` line on stdin, then prints one JSON line with what it saw.
 """
@@ -109,10 +110,23 @@ def racer(path: Path, n: int) -> dict[str, object]:
     return {"inserted": inserted}
 
 
+def crasher(path: Path, n: int) -> dict[str, object]:
+    """Commit ``n`` ticks, then hang inside an uncommitted write until killed."""
+    store = SqliteStore.open(path)
+    for i in range(n):
+        store.start_tick(T0 + timedelta(minutes=i))
+    with store._write() as conn:
+        conn.execute("INSERT INTO ticks (started_at) VALUES ('2099-01-01T00:00:00.000000Z')")
+        _wait_for_go()  # the test kills us here, holding the write lock
+    return {}
+
+
 def main() -> None:
     role, path, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
     try:
-        result = {"writer": writer, "reader": reader, "racer": racer}[role](path, n)
+        result = {"writer": writer, "reader": reader, "racer": racer, "crasher": crasher}[role](
+            path, n
+        )
     except BaseException:
         print(json.dumps({"error": traceback.format_exc()}), flush=True)
         raise SystemExit(1) from None
