@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +29,39 @@ def shared() -> Path:
             "clone beside the shared folder"
         )
     return path
+
+
+# ---------------------------------------------------------------- real Prometheus
+# Tests import the helper module ``promfixture`` by name; with --import-mode=importlib
+# the tests folder is not on sys.path by itself.
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+import promfixture  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prometheus_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., str]]:
+    """``start(name, series, lookback="5m") -> url``: a real Prometheus over ``series``.
+
+    One server per ``name`` for the whole session (started on first use, stopped at the
+    end), so test modules share their data set cheaply. Skips when the Debian binaries
+    are absent."""
+    reason = promfixture.missing_binaries()
+    if reason is not None:
+        pytest.skip(reason)
+    servers: dict[str, str] = {}
+    stack = contextlib.ExitStack()
+
+    def start(name: str, series: list[promfixture.SeriesData], *, lookback: str = "5m") -> str:
+        if name not in servers:
+            workdir = tmp_path_factory.mktemp(f"prom-{name}")
+            servers[name] = stack.enter_context(
+                promfixture.running_prometheus(workdir, series, lookback=lookback)
+            )
+        return servers[name]
+
+    with stack:
+        yield start
