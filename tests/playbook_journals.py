@@ -1,7 +1,8 @@
 """The journal the playbook tests decide against, and their shared fixtures.
 
-Until the SQLite store (``vigil.agent.store.SqliteStore``) is on main, this is the
-in-memory ``MemoryJournal`` the backtest uses; then the real store on a temp file.
+The real SQLite store (``vigil.agent.store.SqliteStore``) on a temp file, as the agent
+runs it; the backtest's in-memory journal is checked against it in
+``tests/test_playbook_journal_contract.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 import pytest
 
 from tests.playbook_findings import T0
+from vigil.agent.store import SqliteStore
 from vigil.core import ManualClock
-from vigil.playbooks import MemoryJournal
 
 
 @contextmanager
 def open_journal(tmp_path: Path) -> Iterator[Any]:
-    yield MemoryJournal()
+    with SqliteStore.open(tmp_path / "vigil.db") as store:
+        yield store
 
 
 @pytest.fixture(name="journal")
