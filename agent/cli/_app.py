@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vigil.agent.cli import _config_cmd
+from vigil.agent.cli import _config_cmd, _run_cmd
 from vigil.agent.cli._state import state
 
 app = typer.Typer(
@@ -48,3 +48,4 @@ def _global(
 
 
 app.add_typer(_config_cmd.app, name="config")
+_run_cmd.register(app)
