@@ -22,6 +22,7 @@ from vigil.core.errors import (
     QueryError,
     RetryableError,
     SourceUnavailable,
+    TransitionConflict,
     VigilError,
     WarmingUp,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "SystemClock",
     "TickLog",
     "TickRecord",
+    "TransitionConflict",
     "Verification",
     "VigilError",
     "WarmingUp",

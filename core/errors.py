@@ -7,6 +7,8 @@ catches library exceptions. The scheduler retries a ``RetryableError`` after its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ConfigError",
     "NotFoundError",
@@ -14,6 +16,7 @@ __all__ = [
     "QueryError",
     "RetryableError",
     "SourceUnavailable",
+    "TransitionConflict",
     "VigilError",
     "WarmingUp",
 ]
@@ -69,3 +72,18 @@ class WarmingUp(VigilError):
         self.subject = subject
         self.have = have
         self.need = need
+
+
+class TransitionConflict(PermanentError):
+    """A compare-and-set on the action journal found the row in another status."""
+
+    def __init__(self, action_id: int, current: str, expected: Sequence[str], wanted: str) -> None:
+        exp = ", ".join(expected) or "(none)"
+        super().__init__(
+            f"action {action_id}: cannot move to {wanted}: it is {current}, "
+            f"expected one of {exp} (another process or person changed it first)"
+        )
+        self.action_id = action_id
+        self.current = current
+        self.expected = tuple(expected)
+        self.wanted = wanted

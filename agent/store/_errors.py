@@ -5,9 +5,7 @@ Raised by ``SqliteStore``; re-exported by ``vigil.agent.store``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from vigil.core.errors import PermanentError, RetryableError
+from vigil.core.errors import PermanentError, RetryableError, TransitionConflict
 
 __all__ = ["StoreBusy", "StoreError", "StoreReadOnly", "TransitionConflict"]
 
@@ -22,18 +20,3 @@ class StoreReadOnly(StoreError):
 
 class StoreBusy(RetryableError):
     """Another process held the write lock for longer than the busy timeout."""
-
-
-class TransitionConflict(PermanentError):
-    """A compare-and-set on the action journal found the row in another status."""
-
-    def __init__(self, action_id: int, current: str, expected: Sequence[str], wanted: str) -> None:
-        exp = ", ".join(expected) or "(none)"
-        super().__init__(
-            f"action {action_id}: cannot move to {wanted}: it is {current}, "
-            f"expected one of {exp} (another process or person changed it first)"
-        )
-        self.action_id = action_id
-        self.current = current
-        self.expected = tuple(expected)
-        self.wanted = wanted

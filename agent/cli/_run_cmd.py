@@ -1,0 +1,154 @@
+"""``vigil run`` (the daemon, in the foreground) and ``vigil status`` (what it has done)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from vigil.agent.cli._state import fail, state
+
+
+def _setup_logging() -> None:
+    from vigil.agent.logs import configure_logging
+
+    cfg = state.config()
+    configure_logging(state.log_level or cfg.logging.level, state.log_format or cfg.logging.format)
+
+
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one tick and exit (for cron jobs and checks).")
+    ] = False,
+    max_ticks: Annotated[
+        int | None, typer.Option("--max-ticks", min=1, help="Exit after this many ticks.")
+    ] = None,
+) -> None:
+    """Run the agent in the foreground: a tick every `agent.interval` seconds until SIGTERM.
+
+    Dry-run unless `guardrails.dry_run: false`. Each tick is recorded in the store; a
+    failing stage (Prometheus down, bad query) is recorded and the loop goes on.
+    """
+    import logging
+
+    from vigil.agent.scheduler import Runner
+    from vigil.agent.wiring import build_loop, open_store, prometheus_source
+    from vigil.core import SystemClock, VigilError
+
+    _setup_logging()
+    cfg = state.config()
+    log = logging.getLogger("vigil.run")
+    try:
+        store = open_store(cfg)
+        source = prometheus_source(cfg)
+        loop = build_loop(cfg, source=source, store=store, clock=SystemClock())
+    except VigilError as exc:
+        fail(str(exc), code=2)
+    log.info(
+        "vigil running: prometheus %s, store %s, every %.0f s, %s",
+        cfg.prometheus.url,
+        cfg.store.path,
+        cfg.agent.interval,
+        "dry-run" if cfg.guardrails.dry_run else "acting",
+    )
+    try:
+        if once:
+            outcome = loop.tick()
+            for err in outcome.errors:
+                log.warning("%s", err)
+            raise SystemExit(0 if outcome.ok else 1)
+        Runner(loop.tick, cfg.agent.interval).run(max_ticks=max_ticks)
+    finally:
+        store.close()
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ticks: Annotated[int, typer.Option("--ticks", min=1, max=200, help="Ticks to show.")] = 5,
+) -> None:
+    """Show the last ticks, open findings, pending approvals and the outbox depth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vigil.agent.wiring import open_store
+    from vigil.core import ActionStatus, VigilError
+
+    cfg = state.config()
+    try:
+        store = open_store(cfg, readonly=True)
+    except VigilError as exc:
+        fail(str(exc))
+    with store:
+        recent = store.recent_ticks(ticks)
+        findings = store.open_findings(limit=20)
+        pending = store.journal_list(statuses=[ActionStatus.PENDING_APPROVAL], limit=20)
+        depth = store.outbox_depth()
+    if as_json:
+        data: dict[str, Any] = {
+            "ticks": [
+                {
+                    "id": t.id,
+                    "started_at": t.started_at.isoformat(),
+                    "ended_at": t.ended_at.isoformat() if t.ended_at else None,
+                    "durations": dict(t.durations),
+                    "errors": list(t.errors),
+                }
+                for t in recent
+            ],
+            "open_findings": [
+                {
+                    "id": f.id,
+                    "severity": str(f.severity),
+                    "title": f.title,
+                    "started_at": f.started_at.isoformat(),
+                }
+                for f in findings
+            ],
+            "pending_approvals": [
+                {
+                    "id": e.id,
+                    "playbook": e.playbook,
+                    "action": str(e.action),
+                    "target": str(e.target),
+                }
+                for e in pending
+            ],
+            "outbox_depth": depth,
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console = Console()
+    table = Table(title=f"Last {len(recent)} ticks", title_justify="left")
+    for col in ("tick", "started (UTC)", "took", "errors"):
+        table.add_column(col)
+    for t in recent:
+        took = f"{sum(t.durations.values()):.2f} s" if t.durations else "-"
+        table.add_row(str(t.id), _when(t.started_at), took, "; ".join(t.errors) or "none")
+    console.print(table if recent else "No ticks yet: start the agent with `vigil run`.")
+    ftable = Table(title=f"Open findings ({len(findings)})", title_justify="left")
+    for col in ("id", "severity", "since (UTC)", "what"):
+        ftable.add_column(col)
+    for f in findings:
+        ftable.add_row(f.id, str(f.severity), _when(f.started_at), f.title)
+    console.print(ftable if findings else "Open findings: none.")
+    if pending:
+        ptable = Table(title="Pending approvals", title_justify="left")
+        for col in ("id", "playbook", "action", "target"):
+            ptable.add_column(col)
+        for e in pending:
+            ptable.add_row(str(e.id), e.playbook, str(e.action), str(e.target))
+        console.print(ptable)
+    else:
+        console.print("Pending approvals: none.")
+    console.print(f"Outbox: {depth} message(s) waiting.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(status)

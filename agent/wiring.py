@@ -1,0 +1,84 @@
+"""Builds the agent's parts from a ``Config``: store, metric source, detection, loop.
+
+The composition root's one place that knows which implementation serves which port.
+``vigil run`` uses Prometheus; ``vigil demo`` swaps in the twin and reuses the rest.
+Heavy modules are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vigil.agent.loop import Loop, Stage
+from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage
+from vigil.core import Clock, MetricSource, Severity
+
+if TYPE_CHECKING:
+    from vigil.agent.config import Config
+    from vigil.agent.prometheus import PrometheusSource
+    from vigil.agent.store import SqliteStore
+
+__all__ = ["build_loop", "open_store", "prometheus_source"]
+
+
+def open_store(
+    config: Config, *, readonly: bool = False, path: Path | None = None, clock: Clock | None = None
+) -> SqliteStore:
+    """The SQLite store named by ``store.path`` (or ``path``)."""
+    from vigil.agent.store import SqliteStore
+
+    return SqliteStore.open(
+        path or config.store.path,
+        readonly=readonly,
+        busy_timeout=config.store.busy_timeout,
+        clock=clock,
+    )
+
+
+def prometheus_source(config: Config) -> PrometheusSource:
+    """A ``PrometheusSource`` with the ``prometheus`` group's options."""
+    from vigil.agent.prometheus import PrometheusSource
+
+    p = config.prometheus
+    return PrometheusSource(
+        p.url,
+        timeout=p.timeout,
+        retries=p.retries,
+        backoff=p.backoff,
+        max_workers=p.max_workers,
+        bearer_token=p.bearer_token.get_secret_value() if p.bearer_token else None,
+        username=p.username,
+        password=p.password.get_secret_value() if p.password else None,
+        verify_tls=p.verify_tls,
+        ca_file=str(p.ca_file) if p.ca_file else None,
+        client_cert=str(p.client_cert) if p.client_cert else None,
+        client_key=str(p.client_key) if p.client_key else None,
+    )
+
+
+def build_loop(
+    config: Config,
+    *,
+    source: MetricSource,
+    store: SqliteStore,
+    clock: Clock,
+    engine: AnomalyEngine | None = None,
+    extra_stages: Sequence[Stage] = (),
+) -> Loop:
+    """The tick as configured: fetch → detect (when an engine is given) → extra stages."""
+    stages: list[Stage] = [
+        FetchStage(
+            source,
+            config.detection.queries,
+            lookback=config.prometheus.lookback,
+            step=config.prometheus.step,
+        )
+    ]
+    if engine is not None and config.detection.enabled:
+        stages.append(
+            DetectStage(engine, store, min_severity=Severity(config.detection.min_severity))
+        )
+    stages.extend(extra_stages)
+    return Loop(store, clock, stages)
