@@ -15,7 +15,7 @@ from vigil.playbooks.cron import CronWindow, frozen_until
 from vigil.playbooks.executor import Outcome, PlaybookEngine
 from vigil.playbooks.explaining import explain
 from vigil.playbooks.guardrails import COUNTED, MANUAL, Decision, Guardrails
-from vigil.playbooks.journal_memory import JournalConflict, MemoryJournal
+from vigil.playbooks.journal_memory import MemoryJournal
 from vigil.playbooks.loading import (
     PlaybookError,
     builtin_playbooks,
@@ -41,7 +41,6 @@ __all__ = [
     "Firing",
     "GuardrailSettings",
     "Guardrails",
-    "JournalConflict",
     "Match",
     "MemoryJournal",
     "Outcome",

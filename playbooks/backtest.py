@@ -159,7 +159,7 @@ def backtest(
                 playbook=match.playbook.name,
                 action=str(match.plan.action),
                 target=str(match.plan.target),
-                decision=str(decision.status),
+                decision=str(decision.status) if match.plan.mutating else "notify",
                 guardrail=decision.guardrail,
                 reason=decision.reason,
             )

@@ -36,6 +36,7 @@ from vigil.core import (
     Plan,
     RetryableError,
     Severity,
+    TransitionConflict,
     Verification,
     VigilError,
     idempotency_key,
@@ -288,7 +289,7 @@ class PlaybookEngine:
                         message=f"approval expired after {limit.total_seconds() / 60:g} min",
                     )
                 )
-            except VigilError:
+            except TransitionConflict:
                 continue  # approved or denied by a person meanwhile
         return expired
 

@@ -20,20 +20,16 @@ from vigil.core import (
     JournalEntry,
     NotFoundError,
     ObjectRef,
-    PermanentError,
     Plan,
+    TransitionConflict,
     Verification,
 )
 
-__all__ = ["JournalConflict", "MemoryJournal"]
+__all__ = ["MemoryJournal"]
 
 _WAITING = (ActionStatus.PENDING_APPROVAL, ActionStatus.APPROVED)
 _EXECUTING = (ActionStatus.RUNNING, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 _UNFINISHED = (*_WAITING, ActionStatus.RUNNING)
-
-
-class JournalConflict(PermanentError):
-    """A compare-and-set transition found the row in another status."""
 
 
 class MemoryJournal:
@@ -92,9 +88,8 @@ class MemoryJournal:
     ) -> JournalEntry:
         entry = self.journal_get(action_id)
         if expect is not None and entry.status not in expect:
-            raise JournalConflict(
-                f"action #{action_id} is {entry.status}, expected one of "
-                f"{', '.join(str(s) for s in expect)}"
+            raise TransitionConflict(
+                action_id, entry.status.value, [ActionStatus(s).value for s in expect], str(status)
             )
         if entry.status in _WAITING and ActionStatus(status) in _EXECUTING:
             self._acted[action_id] = at

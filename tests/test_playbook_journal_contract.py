@@ -18,8 +18,8 @@ from vigil.core import (
     ActionStatus,
     Mode,
     ObjectRef,
-    PermanentError,
     Plan,
+    TransitionConflict,
     Verification,
 )
 from vigil.playbooks import MemoryJournal
@@ -59,7 +59,7 @@ def test_the_journal_contract(journal: Any) -> None:
     pending = journal.journal_plan(plan("b"), ActionStatus.PENDING_APPROVAL, at=T0)
     node = journal.journal_plan(plan("c", NODE), ActionStatus.REFUSED, at=T0 + timedelta(minutes=5))
     assert pending is not None and node is not None
-    with pytest.raises(PermanentError):
+    with pytest.raises(TransitionConflict):
         journal.journal_transition(
             a.id, ActionStatus.SUCCEEDED, at=T0, expect=[ActionStatus.FAILED]
         )
