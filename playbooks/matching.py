@@ -281,6 +281,13 @@ def match_finding(
         if not triggers(finding, book):
             continue
         target, workload = resolve_target(finding, book.target, cluster)
+        if target is None and not book.mutating:
+            # telling people needs no workload: any object the finding names will do
+            target = (
+                finding.target
+                or _labels_target(finding.labels, "workload")
+                or _labels_target(finding.labels, "node")
+            )
         if target is None:
             continue  # this playbook cannot act on it; a later (e.g. notify) one may
         if book.when.after_rollout_within is not None:

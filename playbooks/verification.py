@@ -207,12 +207,13 @@ def revert_call(entry: JournalEntry, cluster: Cluster) -> tuple[ActionKind, str,
             f"restore {hpa} min/max to {low}/{high}",
             lambda: cluster.patch_hpa(hpa, min_replicas=low, max_replicas=high, dry_run=False),
         )
-    if kind is ActionKind.PATCH_RESOURCES and snap.get("memory_limit"):
+    if kind is ActionKind.PATCH_RESOURCES and snap.get("container"):
         container = str(snap["container"])
-        old = format_bytes(float(snap["memory_limit"]))
+        # "" removes the limit again (the Cluster contract), for a container that had none
+        old = format_bytes(float(snap["memory_limit"])) if snap.get("memory_limit") else ""
         return (
             ActionKind.PATCH_RESOURCES,
-            f"restore memory limit of {target} container {container} to {old}",
+            f"restore memory limit of {target} container {container} to {old or 'none'}",
             lambda: cluster.patch_resources(
                 target, container, limits={"memory": old}, dry_run=False
             ),

@@ -269,7 +269,10 @@ class FakeCluster:
         wl = self.get_workload(ref)
         if not dry_run and limits and "memory" in limits:
             containers = tuple(
-                replace(c, memory_limit=float(parse_bytes(limits["memory"])))
+                replace(
+                    c,
+                    memory_limit=float(parse_bytes(limits["memory"])) if limits["memory"] else None,
+                )
                 if c.name == container
                 else c
                 for c in wl.containers

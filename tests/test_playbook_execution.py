@@ -143,6 +143,22 @@ def test_oom_raises_the_limit_one_step_and_reverts_it_when_it_keeps_dying(
     assert cluster.workloads[API].containers[0].memory_limit == 512 * 1024**2
 
 
+def test_a_limit_added_where_there_was_none_is_removed_again_on_revert(
+    journal: Any, cluster: FakeCluster
+) -> None:
+    cluster.add_workload("deployment/shop/batch", 2, memory_limit=None)
+    eng = engine(journal, cluster, FakeMetrics())
+    pod = ObjectRef.parse("pod/shop/batch-abc-0")
+    row = run(eng, condition("OOMKilled", pod, count=4), cluster).entry
+    batch = ObjectRef.parse("deployment/shop/batch")
+    assert "512Mi → 768Mi" in row.message  # the configured default stands in for "no limit"
+    assert cluster.workloads[batch].containers[0].memory_limit == 768 * 1024**2
+    cluster.set_pod("pod/shop/batch-abc-0", restarts=1)
+    (out,) = eng.verify_due(T0 + timedelta(minutes=15))
+    assert out.entry.status is ActionStatus.REVERTED and "to none" in out.entry.message
+    assert cluster.workloads[batch].containers[0].memory_limit is None
+
+
 def test_the_memory_limit_never_exceeds_the_configured_bound(
     journal: Any, cluster: FakeCluster
 ) -> None:

@@ -145,3 +145,12 @@ def test_the_plan_key_is_stable_across_ticks(cluster: FakeCluster) -> None:
     later = match_finding(f, BOOKS, now=T0 + timedelta(minutes=1), cluster=cluster)
     assert first and later and first.plan and later.plan
     assert first.plan.idempotency_key == later.plan.idempotency_key
+
+
+def test_notify_only_needs_no_workload() -> None:
+    """Without a cluster a pod cannot be followed to its workload; people are told anyway."""
+    f = anomaly("queue_depth", {"namespace": "shop", "pod": "worker-7d9c-x1"})
+    m = match_finding(f, BOOKS, now=T0)
+    assert m is not None and m.plan is not None
+    assert m.playbook.name == "notify-only"
+    assert m.plan.target == ObjectRef.parse("pod/shop/worker-7d9c-x1")
