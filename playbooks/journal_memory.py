@@ -10,6 +10,7 @@ whose ``verify_at`` has come with no verification checked since.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -33,13 +34,31 @@ _UNFINISHED = (*_WAITING, ActionStatus.RUNNING)
 
 
 class MemoryJournal:
-    """Rows in a list, ids from 1, as the store would number them."""
+    """Rows in a list, ids from 1, as the store would number them.
+
+    Indexed by ``acted_at`` (a sorted list) and by (playbook, target), so a backtest of
+    many findings costs O(rows in the window) per decision, not O(all rows).
+    """
 
     def __init__(self) -> None:
         self._rows: list[JournalEntry] = []
         self._keys: dict[str, int] = {}
         self._acted: dict[int, datetime] = {}
+        self._by_time: list[tuple[datetime, int]] = []
+        self._by_target: dict[tuple[str, ObjectRef], list[int]] = {}
         self.verifications: list[Verification] = []
+
+    def _set_acted(self, action_id: int, at: datetime) -> None:
+        old = self._acted.get(action_id)
+        if old is not None:
+            self._by_time.pop(bisect.bisect_left(self._by_time, (old, action_id)))
+        self._acted[action_id] = at
+        bisect.insort(self._by_time, (at, action_id))
+
+    def _window(self, since: datetime | None, until: datetime | None = None) -> list[JournalEntry]:
+        lo = 0 if since is None else bisect.bisect_left(self._by_time, (since, 0))
+        hi = len(self._by_time) if until is None else bisect.bisect_left(self._by_time, (until, 0))
+        return [self._rows[i - 1] for _, i in self._by_time[lo:hi]]
 
     def journal_plan(
         self, plan: Plan, status: ActionStatus, *, reason: str = "", at: datetime
@@ -63,7 +82,8 @@ class MemoryJournal:
         )
         self._rows.append(entry)
         self._keys[plan.idempotency_key] = entry.id
-        self._acted[entry.id] = at
+        self._set_acted(entry.id, at)
+        self._by_target.setdefault((plan.playbook, plan.target), []).append(entry.id)
         return entry
 
     def journal_get(self, action_id: int) -> JournalEntry:
@@ -92,7 +112,7 @@ class MemoryJournal:
                 action_id, entry.status.value, [ActionStatus(s).value for s in expect], str(status)
             )
         if entry.status in _WAITING and ActionStatus(status) in _EXECUTING:
-            self._acted[action_id] = at
+            self._set_acted(action_id, at)
         changed = replace(
             entry,
             status=ActionStatus(status),
@@ -117,10 +137,8 @@ class MemoryJournal:
     ) -> list[JournalEntry]:
         rows = [
             r
-            for r in self._rows
-            if (since is None or self._acted[r.id] >= since)
-            and (until is None or self._acted[r.id] < until)
-            and (statuses is None or r.status in statuses)
+            for r in self._window(since, until)
+            if (statuses is None or r.status in statuses)
             and (namespace is None or r.target.namespace == namespace)
             and (playbook is None or r.playbook == playbook)
         ]
@@ -137,9 +155,8 @@ class MemoryJournal:
     ) -> int:
         return sum(
             1
-            for r in self._rows
-            if self._acted[r.id] >= since
-            and r.status in statuses
+            for r in self._window(since)
+            if r.status in statuses
             and (namespace is None or r.target.namespace == namespace)
             and (playbook is None or r.playbook == playbook)
             and (target is None or r.target == target)
@@ -148,11 +165,8 @@ class MemoryJournal:
     def last_action_at(
         self, *, playbook: str, target: ObjectRef, statuses: Sequence[ActionStatus]
     ) -> datetime | None:
-        times = [
-            self._acted[r.id]
-            for r in self._rows
-            if r.playbook == playbook and r.target == target and r.status in statuses
-        ]
+        ids = self._by_target.get((playbook, target), [])
+        times = [self._acted[i] for i in ids if self._rows[i - 1].status in statuses]
         return max(times, default=None)
 
     def due_verifications(self, now: datetime) -> list[JournalEntry]:
