@@ -51,7 +51,11 @@ from vigil.playbooks.verification import evaluate, revert_call
 if TYPE_CHECKING:
     from vigil.core import Cluster, MetricSource
 
-__all__ = ["Outcome", "PlaybookEngine"]
+__all__ = ["STALE_RUNNING", "Outcome", "PlaybookEngine"]
+
+# Seconds after which a row still `running` cannot be an action in flight: an API call
+# with the adapter's retries and Retry-After waits ends well within it.
+STALE_RUNNING = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -426,10 +430,12 @@ class PlaybookEngine:
     def tick(
         self, findings: Sequence[Finding], now: datetime, *, max_age: float | None = None
     ) -> list[Outcome]:
-        """What the agent's playbook stage runs each tick, in this order: expire stale
-        approvals, run approved rows, verify what is due, then match and submit findings."""
+        """What the agent's playbook stage runs each tick, in this order: settle rows left
+        running for 5 min (a crash without restart), expire stale approvals, run approved
+        rows, verify what is due, then match and submit findings."""
         settings = self.guardrails.settings
-        out: list[Outcome] = [Outcome(e) for e in self.expire_approvals(now)]
+        out = self.reconcile(now, older_than=STALE_RUNNING)
+        out += [Outcome(e) for e in self.expire_approvals(now)]
         out += self.run_approved(now)
         out += self.verify_due(now)
         by_id = {f.id: f for f in findings}
@@ -449,10 +455,17 @@ class PlaybookEngine:
 
     # -- crash recovery ----------------------------------------------------------------------
 
-    def reconcile(self, now: datetime) -> list[Outcome]:
-        """Settle rows a killed process left ``running``, from the cluster's state; never re-act."""
+    def reconcile(self, now: datetime, *, older_than: float = 0.0) -> list[Outcome]:
+        """Settle rows a killed process left ``running``, from the cluster's state; never re-act.
+
+        At start every such row is stale. Each tick, only rows untouched for
+        ``older_than`` seconds are: a ``vigil act`` in another process may be mid-call.
+        """
         out = []
+        stale = now - timedelta(seconds=older_than)
         for entry in self.journal.journal_list(statuses=[ActionStatus.RUNNING], limit=1000):
+            if entry.updated_at > stale:
+                continue
             applied, seen = change_landed(entry, self.cluster)
             if applied:
                 done = self.journal.journal_transition(
