@@ -13,7 +13,9 @@ import typer
 from vigil.agent.cli._state import state
 
 app = typer.Typer(
-    help="Validate, describe and show the configuration.", no_args_is_help=True, rich_markup_mode=None
+    help="Validate, describe and show the configuration.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
