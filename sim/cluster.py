@@ -322,6 +322,7 @@ class SimCluster:
                 raise NotFoundError(f"{ref}: revision {to_revision} not found (known: {known})")
             target = match[0]
         before = {"revision": cur_rev, "image": dep.template.main.image}
+        from_revision = target.revision
         new_rev = cur_rev
         if not dry_run:
             dep.template = target.template
@@ -331,11 +332,11 @@ class SimCluster:
             ActionKind.ROLLOUT_UNDO,
             ref,
             dry_run=dry_run,
-            message=f"rolled {ref} back to the template of revision {target.revision}",
+            message=f"rolled {ref} back to the template of revision {from_revision}",
             before=before,
             after={
                 "revision": new_rev,
-                "from_revision": target.revision,
+                "from_revision": from_revision,
                 "image": target.template.main.image,
             },
         )

@@ -51,25 +51,34 @@ def hpa_replicas(
     """Metric-based replica count (Kubernetes ``GetResourceReplicas`` for CPU).
 
     ``ready_usage``/``ready_requests``: CPU cores used and requested by each ready pod
-    with metrics; ``unready``: pods pending or not yet ready (their CPU is ignored, or
+    with metrics (compared in milli-cores and whole percents, like Kubernetes); ``unready``: pods pending or not yet ready (their CPU is ignored, or
     counted as 0 when scaling up). ``None`` when no pod has metrics (the HPA does nothing).
     """
     if not ready_usage:
         return None
-    requested = sum(ready_requests)
-    ratio = (sum(ready_usage) / requested) / target_utilization
+    target = round(target_utilization * 100)
+    usage_m = sum(round(u * 1000) for u in ready_usage)
+    request_m = sum(round(r * 1000) for r in ready_requests)
+    ratio = _usage_ratio(usage_m, request_m, target)
     ready = len(ready_usage)
     if not (unready > 0 and ratio > 1.0):
         if abs(1.0 - ratio) <= HPA_TOLERANCE:
             return current
         return math.ceil(ratio * ready)
     # Scaling up with unready pods: count them as using nothing, which damps the jump.
-    mean_request = requested / ready
-    new_ratio = (sum(ready_usage) / (requested + unready * mean_request)) / target_utilization
+    mean_request_m = request_m // ready
+    new_ratio = _usage_ratio(usage_m, request_m + unready * mean_request_m, target)
     if abs(1.0 - new_ratio) <= HPA_TOLERANCE or new_ratio < 1.0:
         return current
     new = math.ceil(new_ratio * (ready + unready))
     return current if new < current else new
+
+
+def _usage_ratio(usage_m: int, request_m: int, target_percent: int) -> float:
+    """``GetResourceUtilizationRatio``: utilisation as a whole percent (integer division
+    of milli-cores, as Kubernetes does), over the target percent."""
+    utilization = (usage_m * 100) // request_m
+    return utilization / target_percent
 
 
 def hpa_normalize(

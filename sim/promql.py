@@ -318,7 +318,7 @@ class _Parser:
             self.take()
             parts = []
             while self.peek()[1] not in ("]", ""):
-                if self.peek()[1] == ":":
+                if ":" in self.peek()[1]:
                     self.fail("subqueries ([range:step]) are not supported")
                 parts.append(self.take()[1])
             self.take("]")

@@ -21,7 +21,15 @@ from vigil.sim.faults import Fault, FaultKind
 from vigil.sim.twin import NodeSpec, Twin
 from vigil.sim.workload import WorkloadSpec
 
-__all__ = ["DEFAULT_START", "Scenario", "build_twin", "default_scenario", "replay_without_agent"]
+__all__ = [
+    "DEFAULT_START",
+    "Scenario",
+    "build_twin",
+    "default_scenario",
+    "default_workloads",
+    "replay_without_agent",
+    "small_scenario",
+]
 
 DEFAULT_START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday, 00:00 UTC
 _MI = 2.0**20
@@ -214,6 +222,34 @@ def default_scenario(
     return Scenario(
         seed, start, days, step, tuple(default_workloads()), tuple(nodes), tuple(faults)
     )
+
+
+def small_scenario(
+    seed: int = 1,
+    *,
+    faults: tuple[Fault, ...] = (),
+    start: datetime = DEFAULT_START,
+    step: timedelta = timedelta(seconds=30),
+    days: float = 1.0,
+) -> Scenario:
+    """A three-workload, three-node cluster for tests: ``shop/checkout`` (HTTP, HPA 2–10,
+    calls ``data/orders-db``), ``shop/cart`` (HTTP, no HPA) and ``data/orders-db``."""
+    specs = (
+        _workload(
+            "shop/checkout",
+            (3, 40, 0.12, 0.5, 384),
+            method="POST",
+            hpa=(2, 10, 0.7),
+            deps=("data/orders-db",),
+            slo_p99_s=1.5,
+        ),
+        _workload("shop/cart", (3, 80, 0.04, 0.25, 256), trace_week=1),
+        _workload(
+            "data/orders-db", (1, 2000, 0.004, 1.0, 2048), http=False, startup_s=90.0, trace_week=2
+        ),
+    )
+    nodes = tuple(NodeSpec(f"node-{i + 1}") for i in range(3))
+    return Scenario(seed, start, days, step, specs, nodes, tuple(faults))
 
 
 def build_twin(scenario: Scenario, clock: ManualClock | None = None) -> Twin:
