@@ -51,8 +51,9 @@ def hpa_replicas(
     """Metric-based replica count (Kubernetes ``GetResourceReplicas`` for CPU).
 
     ``ready_usage``/``ready_requests``: CPU cores used and requested by each ready pod
-    with metrics (compared in milli-cores and whole percents, like Kubernetes); ``unready``: pods pending or not yet ready (their CPU is ignored, or
-    counted as 0 when scaling up). ``None`` when no pod has metrics (the HPA does nothing).
+    with metrics (compared in milli-cores and whole percents, like Kubernetes);
+    ``unready``: pods pending or not yet ready (their CPU is ignored, or counted as 0
+    when scaling up). ``None`` when no pod has metrics (the HPA does nothing).
     """
     if not ready_usage:
         return None

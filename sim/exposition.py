@@ -110,7 +110,7 @@ class ExpositionServer:
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
+        host = str(self._server.server_address[0])
         return f"http://{host}:{self.port}/metrics"
 
     def start(self) -> ExpositionServer:

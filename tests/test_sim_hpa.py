@@ -103,7 +103,7 @@ def test_twin_hpa_follows_a_surge_and_scales_back_after_the_window() -> None:
         timedelta(hours=1),
         4.0,
     )
-    twin = build_twin(small_scenario(faults=(surge,)))
+    twin = build_twin(small_scenario(faults=(surge,), start=DEFAULT_START + timedelta(hours=8)))
     twin.advance_to(DEFAULT_START + timedelta(hours=9, minutes=55))
     m = twin.metrics
     query = 'kube_deployment_spec_replicas{deployment="checkout"}'

@@ -110,7 +110,8 @@ def test_histogram_quantile_interpolates_in_the_bucket(twin: Twin) -> None:
     want = lower + (bounds[b] - lower) * (rank - below) / (rates[b] - below)
     got = _value(
         twin,
-        "histogram_quantile(0.99, sum by (le, service) (rate(http_request_duration_seconds_bucket[5m])))",
+        "histogram_quantile(0.99, sum by (le, service) "
+        "(rate(http_request_duration_seconds_bucket[5m])))",
         service="checkout",
     )
     assert got == pytest.approx(want, rel=1e-12)
