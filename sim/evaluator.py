@@ -124,9 +124,13 @@ class _Evaluator:
             sel = node.args[0]
             assert sel.range_s is not None
             found, times = self.window(sel)
+            horizon = self.scalar_arg(node.args[1], f) if f == "predict_linear" else None
             labels, rows = [], []
             for lb, vals in found:
-                res = _range_function(f, vals[None], times[None], self.times, sel.range_s)[0]
+                if f in ("deriv", "predict_linear"):
+                    res = _linear(vals, times, self.times, horizon)
+                else:
+                    res = _range_function(f, vals[None], times[None], self.times, sel.range_s)[0]
                 if not np.isnan(res).all():
                     labels.append(_drop_name(lb))
                     rows.append(res)
@@ -391,6 +395,22 @@ def _range_function(func: str, vals: F64, times: F64, evals: F64, range_s: float
         if func == "rate":
             res = res / range_s
         return np.where(count >= 2, res, np.nan)
+
+
+def _linear(vals: F64, times: F64, evals: F64, horizon: F64 | None) -> F64:
+    """Least-squares line through the window's samples, x relative to the evaluation
+    time (as Prometheus): the slope (``deriv``) or its value ``horizon`` s ahead."""
+    valid = ~np.isnan(vals)
+    n = valid.sum(axis=-1).astype(np.float64)
+    x = np.where(valid, times - evals[:, None], 0.0)
+    y = np.where(valid, vals, 0.0)
+    with np.errstate(all="ignore"):
+        sx, sy = x.sum(axis=-1), y.sum(axis=-1)
+        sxy, sxx = (x * y).sum(axis=-1), (x * x).sum(axis=-1)
+        slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+        intercept = (sy - slope * sx) / n
+        res = slope if horizon is None else intercept + slope * horizon
+    return np.where(n >= 2, res, np.nan)
 
 
 def _histogram_quantile(q: F64, vec: Vector) -> Vector:

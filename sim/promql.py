@@ -40,6 +40,8 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "sum_over_time": ("range",),
     "count_over_time": ("range",),
     "last_over_time": ("range",),
+    "deriv": ("range",),
+    "predict_linear": ("range", "scalar"),
     "histogram_quantile": ("scalar", "vector"),
     "abs": ("vector",),
     "ceil": ("vector",),

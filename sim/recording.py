@@ -343,13 +343,17 @@ class Recorder:
         self._buckets[:, :-1] += traffic.buckets
         self._buckets[:, -1] += total
         self._latency_sum += traffic.latency_sum
+        # Counters of whole requests, as a client library exposes them.
         block = np.concatenate(
             (
-                self._requests,
-                self._buckets,
+                np.floor(self._requests),
+                np.floor(self._buckets),
                 self._latency_sum[:, None],
-                self._buckets[:, -1:],
+                np.floor(self._requests).sum(axis=1, keepdims=True),
             ),
             axis=1,
         )[self._http]
+        first, inf = len(_CODES), len(_CODES) + len(BUCKETS)
+        block[:, inf] = block[:, -1]  # the +Inf bucket is the _count
+        block[:, first:inf] = np.minimum(block[:, first:inf], block[:, -1:])
         row[self._http_cols] = block.reshape(-1)

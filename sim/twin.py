@@ -30,6 +30,7 @@ from vigil.sim.state import (
     DeploymentState,
     HpaState,
     NodeState,
+    PodTable,
     Template,
 )
 from vigil.sim.workload import DemandModel, Traffic, WorkloadSpec, traffic
@@ -82,7 +83,10 @@ class Twin:
         self.demand = DemandModel(self.specs, start=t0, seed=seed)
         self.injector = FaultInjector(list(faults or []))
         rows = int(horizon.total_seconds() / self.dt) + 2
-        self.store = SeriesStore(t0, self.dt, rows=rows)
+        # Room for every static series and two pods per replica, so the history array
+        # rarely has to grow (each growth copies it).
+        columns = 40 * len(self.specs) + 16 * len(nodes) + 24 * self.state.table.capacity
+        self.store = SeriesStore(t0, self.dt, rows=rows, columns=columns)
         self.cluster = SimCluster(self)
         self.metrics = SimMetrics(self.store, self.clock)
         self.people_actions: list[tuple[datetime, str, str]] = []
@@ -132,7 +136,8 @@ class Twin:
                 hpas[key] = HpaState(spec.namespace, spec.name, spec.name, lo, hi, target)
                 hpas[key].current_replicas = hpas[key].desired_replicas = spec.replicas
         namespaces = sorted({s.namespace for s in self.specs})
-        return ClusterState(namespaces, node_states, deployments, hpas)
+        slots = max(64, 2 * sum(s.replicas for s in self.specs))
+        return ClusterState(namespaces, node_states, deployments, hpas, table=PodTable(slots))
 
     def _arrays(self) -> None:
         s = self.specs

@@ -213,6 +213,19 @@ def test_rate_corrects_counter_resets_and_extrapolates_like_prometheus() -> None
     assert m.query("count_over_time(jobs_total[1m])", at)[0].value == 4
 
 
+def test_deriv_and_predict_linear_fit_a_line() -> None:
+    store = SeriesStore(T0, 15.0)
+    col = store.allocate(1)
+    store.open({"__name__": "queue_depth", "job": "a"}, col)
+    for v in (100.0, 110.0, 120.0, 130.0):
+        store.next_row()[col] = v
+        store.commit()
+    m = SimMetrics(store, ManualClock(DEFAULT_START + timedelta(seconds=45)))
+    assert m.query("deriv(queue_depth[1m])")[0].value == pytest.approx(10 / 15)
+    # 130 now, rising 10 per 15 s: in 60 s, 170.
+    assert m.query("predict_linear(queue_depth[1m], 60)")[0].value == pytest.approx(170)
+
+
 def test_lookback_and_staleness() -> None:
     _, m, _ = _store()
     # Between samples: the newest one at or before the time.

@@ -141,3 +141,28 @@ def test_port_in_use_is_a_clear_error(demo: Twin) -> None:
         pytest.raises(OSError, match="choose another port"),
     ):
         ExpositionServer(demo.store, port=server.port)
+
+
+def test_public_surface_is_declared() -> None:
+    import types
+
+    import vigil.sim
+
+    public = {
+        name
+        for name in dir(vigil.sim)
+        if not name.startswith("_") and not isinstance(getattr(vigil.sim, name), types.ModuleType)
+    }
+    assert public == set(vigil.sim.__all__)
+
+
+def test_settings_reject_unknown_keys_and_bad_values() -> None:
+    from pydantic import ValidationError
+
+    from vigil.sim.settings import SimSettings
+
+    assert SimSettings().step == timedelta(seconds=30)
+    with pytest.raises(ValidationError, match="step_seconds"):
+        SimSettings(step_seconds=5)
+    with pytest.raises(ValidationError, match="extra"):
+        SimSettings.model_validate({"seeds": 3})
