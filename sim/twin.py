@@ -94,6 +94,7 @@ class Twin:
         self._unhealthy = np.zeros((rows, n), dtype=bool)
         self._last_restart = np.full(n, -np.inf)
         self._noise = np.random.default_rng([seed, 3])
+        self._memory_noise = np.random.default_rng([seed, 5])
         self._arrays()
         self.t = t0 - 600.0
         self.control.sync(self.t)  # the cluster has been running for a while
@@ -151,7 +152,10 @@ class Twin:
         self._cpu_idle = 0.1 * request
         self._cpu_per_rps = (1.2 * request - self._cpu_idle) / self._capacity
         self._mem_base = np.array([x.memory_base or 0.6 * x.memory_request for x in s])
-        self._mem_per_rps = np.array([x.memory_per_rps for x in s])
+        # Working sets grow with load (buffers, sessions): +25 % of the request at capacity.
+        self._mem_per_rps = np.array(
+            [x.memory_per_rps or 0.25 * x.memory_request / x.capacity_rps for x in s]
+        )
         self._http = np.array([x.http for x in s])
         self._slo = np.array([x.slo_p99_s for x in s])
         self._min_ready = np.array([max(1, math.ceil(0.5 * x.replicas)) for x in s])
@@ -251,8 +255,11 @@ class Twin:
         tb.cpu_usage[:] = cpu
         tb.cpu_seconds += cpu * dt
         tb.leaked += np.where(running, effects.leak[w] * dt, 0.0)
+        wobble = 0.02 * tb.memory_request * self._memory_noise.standard_normal(tb.capacity)
         tb.memory[:] = np.where(
-            running, self._mem_base[w] + self._mem_per_rps[w] * per_pod + tb.leaked, tb.memory
+            running,
+            self._mem_base[w] + self._mem_per_rps[w] * per_pod + tb.leaked + wobble,
+            tb.memory,
         )
         oom = running & (tb.memory > tb.memory_limit) & (tb.memory_limit > 0)
         if oom.any():
