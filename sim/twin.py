@@ -92,6 +92,8 @@ class Twin:
         self.people_actions: list[tuple[datetime, str, str]] = []
         n = len(self.specs)
         self._unhealthy = np.zeros((rows, n), dtype=bool)
+        self._load = np.zeros((rows, n))  # utilisation ρ = demand / ready capacity
+        self._ready = np.zeros((rows, n))
         self._last_restart = np.full(n, -np.inf)
         self._noise = np.random.default_rng([seed, 3])
         self._memory_noise = np.random.default_rng([seed, 5])
@@ -265,7 +267,7 @@ class Twin:
         if oom.any():
             self._terminate(oom, 1, 137, t)
         self._node_pressure()
-        self._record_health(t, tr, ready_count)
+        self._record_health(t, tr, ready_count, demand)
         self.recorder.record(t, tr, dt)
 
     def _node_pressure(self) -> None:
@@ -275,12 +277,20 @@ class Twin:
         for node in self.state.node_list():
             node.memory_pressure = bool(used[node.index] > 0.9 * node.memory)
 
-    def _record_health(self, t: float, tr: Traffic, ready_count: np.ndarray) -> None:
+    def _record_health(
+        self, t: float, tr: Traffic, ready_count: np.ndarray, demand: np.ndarray
+    ) -> None:
         row = self.store.rows
         if row >= self._unhealthy.shape[0]:
-            grown = np.zeros((self._unhealthy.shape[0] * 2, len(self.specs)), dtype=bool)
-            grown[:row] = self._unhealthy[:row]
-            self._unhealthy = grown
+            self._unhealthy, self._load, self._ready = (
+                np.concatenate((a, np.zeros_like(a)))
+                for a in (self._unhealthy, self._load, self._ready)
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._load[row] = np.where(
+                ready_count > 0, demand / (ready_count * self._capacity), np.inf
+            )
+        self._ready[row] = ready_count
         total = tr.ok + tr.server_errors + tr.rejected
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(total > 0, (tr.server_errors + tr.rejected) / total, 0.0)
@@ -360,6 +370,22 @@ class Twin:
         after = first + int(hits[-1]) + 1
         if rows - after >= need and not self._unhealthy[after : after + need, cols].any():
             inc.recovered_at = to_datetime(self.store.time_of(after))
+
+    def workload_summary(self, *, overload: float = 0.85) -> dict[str, dict[str, float]]:
+        """Per workload (``namespace/name``) since the start: ``replica_hours`` (ready pods
+        × hours), ``under_provisioned_minutes`` (utilisation above ``overload`` or no
+        ready pod), ``unhealthy_minutes`` (see ``Incident``), ``peak_utilization``."""
+        rows = self.store.rows
+        out = {}
+        for i, spec in enumerate(self.specs):
+            load = self._load[:rows, i]
+            out[spec.key] = {
+                "replica_hours": float(self._ready[:rows, i].sum()) * self.dt / 3600.0,
+                "under_provisioned_minutes": float((load > overload).sum()) * self.dt / 60.0,
+                "unhealthy_minutes": float(self._unhealthy[:rows, i].sum()) * self.dt / 60.0,
+                "peak_utilization": float(np.max(load, initial=0.0)),
+            }
+        return out
 
     def series_count(self) -> int:
         """Series with at least one sample so far."""

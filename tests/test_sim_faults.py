@@ -47,13 +47,21 @@ def _at(twin: Twin, minutes: float) -> None:
 
 
 def test_traffic_surge_raises_request_rate() -> None:
-    twin = _twin(FaultKind.TRAFFIC_SURGE, CHECKOUT, timedelta(hours=1), 4.0)
+    twin = _twin(FaultKind.TRAFFIC_SURGE, CHECKOUT, timedelta(hours=1), 6.0)
     query = 'sum(rate(http_requests_total{service="checkout"}[5m]))'
     before = _one(twin, query)
+    calm = twin.workload_summary()["shop/checkout"]
+    assert calm["under_provisioned_minutes"] == 0 and calm["peak_utilization"] < 0.85
+    # Ready pods × hours: 3 pods for the 59 minutes (one row per 30 s, plus row 0).
+    assert calm["replica_hours"] == pytest.approx(3 * (59 * 2 + 1) * 30 / 3600)
     _at(twin, 30)
-    assert _one(twin, query) > 3.0 * before
+    assert _one(twin, query) > 4.5 * before
     cart = 'sum(rate(http_requests_total{service="cart"}[5m]))'
     assert _one(twin, cart) < 1.5 * _one(twin, cart.replace("5m", "30m"))
+    # Six times the traffic presses against the HPA maximum of 10: minutes run hot.
+    summary = twin.workload_summary(overload=0.8)["shop/checkout"]
+    assert summary["peak_utilization"] > 0.8 and summary["under_provisioned_minutes"] > 0
+    assert summary["replica_hours"] > calm["replica_hours"] + 3 * 0.5
 
 
 def test_memory_leak_grows_memory_until_oom_kills() -> None:
