@@ -9,6 +9,7 @@ truth is ``twin.incidents()``. ``docs/sim.md`` describes the model and the PromQ
 from vigil.sim.cluster import SimCluster
 from vigil.sim.exposition import ExpositionServer, render
 from vigil.sim.faults import Fault, FaultKind, Incident
+from vigil.sim.live import run_live, serve_live
 from vigil.sim.metrics import SimMetrics
 from vigil.sim.scenario import (
     DEFAULT_START,
@@ -41,5 +42,7 @@ __all__ = [
     "default_workloads",
     "render",
     "replay_without_agent",
+    "run_live",
+    "serve_live",
     "small_scenario",
 ]
