@@ -18,6 +18,7 @@ from vigil.sim.scenario import (
     default_scenario,
     default_workloads,
     replay_without_agent,
+    scenario_from_settings,
     small_scenario,
 )
 from vigil.sim.settings import SimSettings
@@ -43,6 +44,7 @@ __all__ = [
     "render",
     "replay_without_agent",
     "run_live",
+    "scenario_from_settings",
     "serve_live",
     "small_scenario",
 ]

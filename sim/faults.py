@@ -101,6 +101,26 @@ class Incident:
     fixed_by_people: bool = False
     notes: list[str] = field(default_factory=list)
 
+    def covers(
+        self, ref: ObjectRef, at: datetime, *, grace: timedelta = timedelta(minutes=30)
+    ) -> bool:
+        """Whether a finding about ``ref`` at ``at`` belongs to this incident: ``ref`` is
+        the target, an affected Deployment, one of their pods (``<deployment>-…``) or
+        HPAs (named after their Deployment), and ``at`` falls between the injection and
+        ``grace`` after the planned end. The demo report scores detection with it."""
+        if self.injected_at is None or not self.injected_at <= at <= self.fault.end + grace:
+            return False
+        if ref == self.fault.target:
+            return True
+        for dep in self.affected:
+            if ref.namespace != dep.namespace:
+                continue
+            if ref.kind in ("Deployment", "HorizontalPodAutoscaler") and ref.name == dep.name:
+                return True
+            if ref.kind in ("Pod", "ReplicaSet") and ref.name.startswith(f"{dep.name}-"):
+                return True
+        return False
+
     def as_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
             return value.isoformat() if value else None

@@ -13,11 +13,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from vigil.core import to_datetime, to_timestamp
 from vigil.sim.exposition import ExpositionServer
-from vigil.sim.scenario import build_twin, default_scenario
+from vigil.sim.scenario import build_twin, scenario_from_settings
 from vigil.sim.settings import SimSettings
 from vigil.sim.twin import Twin
 
@@ -65,14 +65,7 @@ def serve_live(
     ``port``), and run until ``stop`` or the scenario's end. Returns steps taken."""
     step = settings.step_seconds
     start = to_datetime(to_timestamp(now) // step * step)
-    scenario = default_scenario(
-        settings.seed,
-        settings.days,
-        step=timedelta(seconds=step),
-        start=start,
-        quiet=settings.quiet,
-        incidents=settings.incidents,
-    )
+    scenario = scenario_from_settings(settings, start=start)
     twin = build_twin(scenario)
     bind = settings.expose_port if settings.expose_port is not None else port
     with ExpositionServer(twin.store, settings.expose_host, bind) as server:

@@ -233,7 +233,8 @@ class _Parser:
         kind, value = self.peek()
         if kind == "op" and value in ("-", "+"):
             self.take()
-            inner = self.unary()
+            # Unary minus binds tighter than * but looser than ^ (-2 ^ 2 is -4).
+            inner = self.expression(_PRECEDENCE["^"])
             return Negate(inner) if value == "-" else inner
         return self.primary()
 

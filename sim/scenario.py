@@ -18,6 +18,7 @@ import numpy as np
 
 from vigil.core import ManualClock, ObjectRef
 from vigil.sim.faults import Fault, FaultKind
+from vigil.sim.settings import SimSettings
 from vigil.sim.twin import NodeSpec, Twin
 from vigil.sim.workload import WorkloadSpec
 
@@ -28,6 +29,7 @@ __all__ = [
     "default_scenario",
     "default_workloads",
     "replay_without_agent",
+    "scenario_from_settings",
     "small_scenario",
 ]
 
@@ -221,6 +223,18 @@ def default_scenario(
     faults = _schedule(rng, start=start, days=days, quiet=quiet, count=incidents, nodes=nodes)
     return Scenario(
         seed, start, days, step, tuple(default_workloads()), tuple(nodes), tuple(faults)
+    )
+
+
+def scenario_from_settings(settings: SimSettings, *, start: datetime = DEFAULT_START) -> Scenario:
+    """``default_scenario`` with the ``sim`` group of vigil's configuration."""
+    return default_scenario(
+        settings.seed,
+        settings.days,
+        step=settings.step,
+        start=start,
+        quiet=settings.quiet,
+        incidents=settings.incidents,
     )
 
 

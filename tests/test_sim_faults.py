@@ -172,6 +172,30 @@ def test_incidents_record_what_was_injected_when_on_what() -> None:
     assert data["ended_at"] == (ONSET + timedelta(minutes=30)).isoformat()
 
 
+def test_incident_covers_findings_on_its_targets_pods_and_hpa() -> None:
+    node = ObjectRef("Node", None, "node-1")
+    twin = _twin(FaultKind.NODE_NOT_READY, node, timedelta(minutes=20))
+    _at(twin, 1)
+    [incident] = twin.incidents()
+    during = ONSET + timedelta(minutes=5)
+    assert incident.covers(node, during)
+    dep = incident.affected[0]
+    assert incident.covers(dep, during)
+    assert incident.covers(ObjectRef("Pod", dep.namespace, f"{dep.name}-abc-x1"), during)
+    assert incident.covers(ObjectRef("hpa", dep.namespace, dep.name), during)
+    assert not incident.covers(dep, ONSET - timedelta(minutes=1))
+    assert not incident.covers(dep, ONSET + timedelta(hours=2))
+    assert not incident.covers(ObjectRef("Deployment", "payments", dep.name), during)
+
+
+def test_scenario_from_settings() -> None:
+    from vigil.sim import SimSettings, scenario_from_settings
+
+    scenario = scenario_from_settings(SimSettings(seed=3, days=2, incidents=7, quiet_hours=6))
+    assert (scenario.seed, scenario.days, len(scenario.faults)) == (3, 2, 7)
+    assert min(f.start for f in scenario.faults) >= scenario.start + timedelta(hours=6)
+
+
 def test_fault_validation() -> None:
     with pytest.raises(ValueError, match="needs a Node target"):
         Fault(FaultKind.NODE_NOT_READY, CART, ONSET, timedelta(minutes=5))

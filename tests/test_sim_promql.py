@@ -147,7 +147,19 @@ def test_aggregations_topk_and_filters(twin: Twin) -> None:
     assert sorted(s.value for s in flags) == sorted(
         float(d.replicas > 2) for d in twin.state.deployments.values()
     )
-    assert twin.metrics.query("2 * 3 + 1")[0].value == 7.0
+    scalar = {
+        "2 * 3 + 1": 7.0,
+        "2 + 3 * 4": 14.0,
+        "10 - 4 - 3": 3.0,
+        "2 ^ 3 ^ 2": 512.0,
+        "-2 ^ 2": -4.0,
+        "-2 * 3": -6.0,
+        "(1 + 2) * 3": 9.0,
+        "7 % 4": 3.0,
+        "3 > bool 2": 1.0,
+    }
+    for query, want in scalar.items():
+        assert twin.metrics.query(query)[0].value == want, query
 
 
 def test_query_range_agrees_with_instant_queries(twin: Twin) -> None:

@@ -72,7 +72,7 @@ def test_same_seed_gives_identical_series_and_another_seed_does_not() -> None:
     runs = []
     for _ in range(2):
         twin = build_twin(scenario)
-        twin.run(timedelta(hours=2))
+        twin.run(timedelta(hours=1))
         runs.append(twin)
     a, b = runs
     assert [s.labels for s in a.store.series] == [s.labels for s in b.store.series]
@@ -82,16 +82,17 @@ def test_same_seed_gives_identical_series_and_another_seed_does_not() -> None:
         equal_nan=True,
     )
     q = "sum by (service) (rate(http_requests_total[5m]))"
-    assert a.metrics.query_range(q, a.now - timedelta(hours=1), a.now, timedelta(minutes=1)) == (
-        b.metrics.query_range(q, b.now - timedelta(hours=1), b.now, timedelta(minutes=1))
+    hour = timedelta(hours=1)
+    assert a.metrics.query_range(q, a.now - hour, a.now, timedelta(minutes=1)) == (
+        b.metrics.query_range(q, b.now - hour, b.now, timedelta(minutes=1))
     )
     other = build_twin(small_scenario(seed=6))
-    other.run(timedelta(hours=2))
+    other.run(timedelta(hours=1))
     assert other.metrics.query(q)[0].value != a.metrics.query(q)[0].value
 
 
 def test_replay_without_agent_runs_the_same_seed_to_the_end() -> None:
-    scenario = small_scenario(seed=2, days=0.25)
+    scenario = small_scenario(seed=2, days=0.05)
     baseline = replay_without_agent(scenario)
     assert baseline.now == scenario.end
     twin = build_twin(scenario)
