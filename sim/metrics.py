@@ -24,7 +24,9 @@ from vigil.sim.promql import Expr, Selector, parse
 
 __all__ = ["MAX_POINTS", "SimMetrics"]
 
-MAX_POINTS = 11_000  # Prometheus refuses range queries with more points per series
+# Prometheus refuses more than 11,000 points per series and PrometheusSource splits
+# longer ranges into chunks; the twin answers them whole, up to a memory guard.
+MAX_POINTS = 1_000_000
 
 
 @lru_cache(maxsize=512)
@@ -62,12 +64,14 @@ class SimMetrics:
         t0, t1 = to_timestamp(start), to_timestamp(end)
         if t1 < t0:
             raise QueryError(f"query {promql!r}: end {end} is before start {start}", query=promql)
-        first = math.ceil(t0 / seconds - 1e-9) * seconds
+        # Start and end floored to multiples of the step, as PrometheusSource does, so
+        # points line up across ticks and sources.
+        first = math.floor(t0 / seconds + 1e-9) * seconds
         count = math.floor((t1 - first) / seconds + 1e-9) + 1
         if count > MAX_POINTS:
             raise QueryError(
                 f"query {promql!r}: {count} points per series exceeds the maximum of "
-                f"{MAX_POINTS}; use a larger step or a shorter range",
+                f"{MAX_POINTS:,}; use a larger step or a shorter range",
                 query=promql,
             )
         times = first + seconds * np.arange(max(count, 0), dtype=np.float64)

@@ -192,3 +192,23 @@ def test_unknown_namespace_and_wrong_kind_are_clear_errors() -> None:
         twin.cluster.list_pods("nope")
     with pytest.raises(Exception, match="Deployments only"):
         twin.cluster.scale(ObjectRef("StatefulSet", "shop", "cart"), 2, dry_run=False)
+
+
+def test_many_pods_grow_the_tables_and_metrics_follow() -> None:
+    twin = _twin()
+    twin.cluster.scale(CART, 70, dry_run=False)
+    _settle(twin, 3)
+    pods = _pods(twin, "cart")
+    assert len(pods) == 70
+    assert twin.state.table.capacity > 64
+    listed = twin.metrics.query('count(kube_pod_info{pod=~"cart-.*"})')[0].value
+    assert listed == 70
+    pending = [p for p in pods if p.node is None]
+    scheduled = twin.metrics.query('count(kube_pod_info{pod=~"cart-.*",node!=""})')
+    assert scheduled[0].value == 70 - len(pending)
+    twin.cluster.scale(CART, 0, dry_run=False)
+    _settle(twin, 1)
+    assert _pods(twin, "cart") == []
+    assert twin.metrics.query('kube_pod_info{pod=~"cart-.*"}') == []
+    errors = twin.metrics.query('sum(rate(http_requests_total{service="cart",code="503"}[1m]))')
+    assert errors[0].value > 0  # nobody left to serve

@@ -275,11 +275,32 @@ def test_unsupported_promql_is_a_query_error_quoting_the_query(query: str, why: 
     assert repr(query) in str(err.value)
 
 
+def test_range_query_grid_is_floored_to_the_step() -> None:
+    _, m, _ = _store()
+    [series] = m.query_range(
+        "jobs_total",
+        DEFAULT_START + timedelta(seconds=7),
+        DEFAULT_START + timedelta(seconds=52),
+        timedelta(seconds=15),
+    )
+    offsets = (series.timestamps - T0).tolist()
+    assert offsets == [0.0, 15.0, 30.0, 45.0]
+    assert series.values.tolist() == [0.0, 10.0, 20.0, 30.0]
+
+
 def test_range_query_limits() -> None:
     _, m, _ = _store()
-    with pytest.raises(QueryError, match="11000"):
+    # Longer than Prometheus' 11,000 points: answered whole (PrometheusSource chunks).
+    eight_days = m.query_range(
+        "jobs_total",
+        DEFAULT_START - timedelta(days=8),
+        DEFAULT_START + timedelta(minutes=2),
+        timedelta(minutes=1),
+    )
+    assert len(eight_days[0]) == 8 * 1440 + 3 and eight_days[0].valid_count() == 2
+    with pytest.raises(QueryError, match="1,000,000"):
         m.query_range(
-            "jobs_total", DEFAULT_START, DEFAULT_START + timedelta(days=30), timedelta(seconds=15)
+            "jobs_total", DEFAULT_START, DEFAULT_START + timedelta(days=300), timedelta(seconds=15)
         )
     with pytest.raises(QueryError, match="before start"):
         m.query_range(
