@@ -19,7 +19,6 @@ from vigil.core import (
     ActionKind,
     ActionResult,
     ActionStatus,
-    ContainerInfo,
     HpaInfo,
     NodeInfo,
     NotFoundError,
@@ -27,12 +26,10 @@ from vigil.core import (
     PermanentError,
     PodInfo,
     WorkloadInfo,
-    to_datetime,
 )
 from vigil.sim.quantities import format_cpu, format_memory, parse_cpu, parse_memory
+from vigil.sim.snapshots import hpa_info, node_info, pod_info, workload_info
 from vigil.sim.state import (
-    REASONS,
-    WAITING,
     ClusterState,
     DeploymentState,
     HpaState,
@@ -45,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SimCluster"]
 
-_REVISION = "deployment.kubernetes.io/revision"
 _RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
@@ -109,70 +105,16 @@ class SimCluster:
     def list_namespaces(self) -> list[str]:
         return list(self._state.namespaces)
 
-    def _workload_info(self, dep: DeploymentState) -> WorkloadInfo:
-        table = self._state.table
-        pods = dep.pods()
-        ready = sum(1 for p in pods if table.ready[p.slot])
-        current = dep.current_rs()
-        updated = len(current.pods) if current else 0
-        last = dep.last_rollout_at
-        return WorkloadInfo(
-            ref=ObjectRef("Deployment", dep.namespace, dep.name),
-            replicas=dep.replicas,
-            ready_replicas=ready,
-            available_replicas=ready,
-            updated_replicas=updated,
-            revision=dep.revision,
-            selector={"app": dep.name},
-            labels=dep.labels,
-            annotations={_REVISION: str(dep.revision), **dict(dep.template.annotations)},
-            containers=tuple(
-                ContainerInfo(
-                    c.name,
-                    c.image,
-                    c.cpu_request,
-                    c.cpu_limit or None,
-                    c.memory_request,
-                    c.memory_limit,
-                )
-                for c in dep.template.containers
-            ),
-            generation=dep.generation,
-            observed_generation=dep.generation,
-            progressing=updated < dep.replicas or len(pods) != dep.replicas,
-            last_rollout_at=to_datetime(last) if last is not None else None,
-            resource_version=str(dep.generation),
-        )
-
     def list_workloads(self, namespace: str | None = None) -> list[WorkloadInfo]:
         self._namespace(namespace)
         return [
-            self._workload_info(d)
+            workload_info(d, self._state.table)
             for d in sorted(self._state.deployments.values(), key=lambda d: (d.namespace, d.name))
             if namespace is None or d.namespace == namespace
         ]
 
     def get_workload(self, ref: ObjectRef) -> WorkloadInfo:
-        return self._workload_info(self._deployment(ref))
-
-    def _pod_info(self, pod: PodState) -> PodInfo:
-        table = self._state.table
-        s = pod.slot
-        running = bool(table.running[s]) or table.restarts[s] > 0
-        started = float(table.started_at[s])
-        return PodInfo(
-            ref=ObjectRef("Pod", pod.namespace, pod.name),
-            phase="Running" if running else "Pending",
-            ready=bool(table.ready[s]),
-            node=pod.node,
-            restarts=int(table.restarts[s]),
-            waiting_reason=WAITING[int(table.waiting[s])] or None,
-            last_termination_reason=REASONS[int(table.last_reason[s])] or None,
-            last_exit_code=int(table.exit_code[s]) if table.last_reason[s] else None,
-            owner=ObjectRef("ReplicaSet", pod.namespace, pod.rs.name),
-            labels={"app": pod.deployment.name, "pod-template-hash": pod.rs.name.rsplit("-", 1)[1]},
-            started_at=to_datetime(started) if started <= self._twin.t else None,
-        )
+        return workload_info(self._deployment(ref), self._state.table)
 
     def list_pods(
         self, namespace: str | None = None, selector: Mapping[str, str] | None = None
@@ -183,42 +125,19 @@ class SimCluster:
             pod = self._state.pods[key]
             if namespace is not None and pod.namespace != namespace:
                 continue
-            info = self._pod_info(pod)
+            info = pod_info(pod, self._state.table, self._twin.t)
             if selector and any(info.labels.get(k) != v for k, v in selector.items()):
                 continue
             out.append(info)
         return out
 
     def list_nodes(self) -> list[NodeInfo]:
-        return [
-            NodeInfo(
-                name=n.name,
-                ready=n.ready,
-                unschedulable=n.unschedulable,
-                conditions={
-                    "Ready": "True" if n.ready else "False",
-                    "MemoryPressure": "True" if n.memory_pressure else "False",
-                    "DiskPressure": "False",
-                    "PIDPressure": "False",
-                },
-                cpu_allocatable=n.cpu,
-                memory_allocatable=n.memory,
-                labels=n.labels,
-            )
-            for n in self._state.node_list()
-        ]
+        return [node_info(n) for n in self._state.node_list()]
 
     def list_hpas(self, namespace: str | None = None) -> list[HpaInfo]:
         self._namespace(namespace)
         return [
-            HpaInfo(
-                ref=ObjectRef("HorizontalPodAutoscaler", h.namespace, h.name),
-                target=ObjectRef("Deployment", h.namespace, h.target),
-                min_replicas=h.min_replicas,
-                max_replicas=h.max_replicas,
-                current_replicas=h.current_replicas,
-                desired_replicas=h.desired_replicas,
-            )
+            hpa_info(h)
             for _, h in sorted(self._state.hpas.items())
             if namespace is None or h.namespace == namespace
         ]
@@ -272,9 +191,10 @@ class SimCluster:
     def rollout_restart(self, ref: ObjectRef, *, dry_run: bool) -> ActionResult:
         dep = self._deployment(ref)
         before = dep.revision
+        had = dict(dep.template.annotations).get(_RESTARTED_AT)
+        stamp = self._twin.clock.now().isoformat()
         after = before
         if not dry_run:
-            stamp = self._twin.clock.now().isoformat()
             dep.template = dep.template.with_annotation(_RESTARTED_AT, stamp)
             dep.generation += 1
             after = self._twin.control.reconcile_deployment(dep, self._twin.t).revision
@@ -282,9 +202,9 @@ class SimCluster:
             ActionKind.ROLLOUT_RESTART,
             ref,
             dry_run=dry_run,
-            message=f"restarted {ref} (revision {before} → new)",
-            before={"revision": before, "image": dep.template.main.image},
-            after={"revision": after},
+            message=f"restarted {ref} (revision {before} → {after if not dry_run else 'new'})",
+            before={"revision": before, "restarted_at": had, "images": _images(dep)},
+            after={"revision": after, "restarted_at": stamp},
         )
 
     def rollout_undo(
@@ -313,15 +233,15 @@ class SimCluster:
                     ref,
                     dry_run=dry_run,
                     message=f"skipped rollback of {ref}: revision {cur_rev} is already current",
-                    before={"revision": cur_rev},
-                    after={"revision": cur_rev},
+                    before={"revision": cur_rev, "images": _images(dep)},
+                    after={"revision": cur_rev, "to_revision": cur_rev, "images": _images(dep)},
                 )
             match = [rs for rs in others if rs.revision == to_revision]
             if not match:
                 known = ", ".join(str(rs.revision) for rs in dep.replica_sets)
                 raise NotFoundError(f"{ref}: revision {to_revision} not found (known: {known})")
             target = match[0]
-        before = {"revision": cur_rev, "image": dep.template.main.image}
+        before = {"revision": cur_rev, "images": _images(dep)}
         from_revision = target.revision
         new_rev = cur_rev
         if not dry_run:
@@ -336,17 +256,23 @@ class SimCluster:
             before=before,
             after={
                 "revision": new_rev,
-                "from_revision": from_revision,
-                "image": target.template.main.image,
+                "to_revision": from_revision,
+                "images": [c.image for c in target.template.containers],
             },
         )
 
     def _remove_pod(self, action: ActionKind, ref: ObjectRef, dry_run: bool) -> ActionResult:
         pod = self._pod(ref)
+        table = self._state.table
         before = {
             "pod": pod.name,
+            "uid": pod.uid,
             "node": pod.node,
-            "owner": f"replicaset/{pod.namespace}/{pod.rs.name}",
+            "phase": "Running"
+            if table.running[pod.slot] or table.restarts[pod.slot]
+            else "Pending",
+            "owner": f"ReplicaSet/{pod.rs.name}",
+            "restarts": int(table.restarts[pod.slot]),
             "workload": f"deployment/{pod.namespace}/{pod.deployment.name}",
         }
         if not dry_run:
@@ -358,7 +284,7 @@ class SimCluster:
             dry_run=dry_run,
             message=f"{verb} {ref}; its ReplicaSet replaces it",
             before=before,
-            after={},
+            after={"deleted_uid": pod.uid},
         )
 
     def delete_pod(self, ref: ObjectRef, *, dry_run: bool) -> ActionResult:
@@ -433,9 +359,7 @@ class SimCluster:
         dep = self._deployment(ref)
         names = [c.name for c in dep.template.containers]
         if container not in names:
-            raise PermanentError(
-                f"{ref}: no container {container!r} (containers: {', '.join(names)})"
-            )
+            raise NotFoundError(f"{ref}: no container {container!r}; it has {', '.join(names)}")
         if not requests and not limits:
             raise PermanentError(f"{ref}: patch_resources needs requests and/or limits")
         spec = next(c for c in dep.template.containers if c.name == container)
@@ -458,7 +382,10 @@ class SimCluster:
         for res in ("cpu", "memory"):
             req, lim = fields[f"{res}_request"], fields[f"{res}_limit"]
             if lim and req > lim:
-                raise PermanentError(f"{ref}: {res} request {req:g} exceeds its limit {lim:g}")
+                raise PermanentError(
+                    f"{ref}: container {container}: {res} request {_quantity(res, req)} "
+                    f"would exceed its limit {_quantity(res, lim)}"
+                )
         before = {
             "container": container,
             **_resources(spec.cpu_request, spec.cpu_limit, spec.memory_request, spec.memory_limit),
@@ -484,6 +411,14 @@ class SimCluster:
             before=before,
             after=after,
         )
+
+
+def _images(dep: DeploymentState) -> list[str]:
+    return [c.image for c in dep.template.containers]
+
+
+def _quantity(resource: str, value: float) -> str:
+    return format_cpu(value) if resource == "cpu" else format_memory(value)
 
 
 def _resources(

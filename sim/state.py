@@ -126,6 +126,13 @@ class PodState:
     created_at: float
     node: str | None = None
 
+    @property
+    def uid(self) -> str:
+        """A stable UUID-shaped id (a pod recreated under the same name gets another)."""
+        digest = hashlib.sha256(f"{self.namespace}/{self.name}@{self.created_at}".encode())
+        h = digest.hexdigest()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
 
 @dataclass
 class NodeState:

@@ -120,7 +120,7 @@ class Twin:
         for i, spec in enumerate(self.specs):
             image = spec.image or f"registry.local/{spec.namespace}/{spec.name}:1.0.0"
             container = ContainerSpec(
-                spec.name,
+                spec.container or spec.name,
                 image,
                 spec.cpu_request,
                 spec.cpu_limit,
@@ -317,10 +317,16 @@ class Twin:
         image = f"{repo}:{new_tag}"
         if bad:
             self.bad_images.add(image)
-        dep.template = dep.template.with_container(replace(main, image=image))
-        dep.generation += 1
-        self.control.reconcile_deployment(dep, self.t)
+        self.set_image(ref, image)
         return image
+
+    def set_image(self, ref: ObjectRef, image: str) -> int:
+        """Release ``image`` in the workload's (first) container: a rollout to a new
+        revision, as ``kubectl set image`` does. Returns the new revision."""
+        dep = self.state.deployments[(ref.namespace or "", ref.name)]
+        dep.template = dep.template.with_container(replace(dep.template.main, image=image))
+        dep.generation += 1
+        return self.control.reconcile_deployment(dep, self.t).revision
 
     def serves_bad_image(self, ref: ObjectRef) -> bool:
         dep = self.state.deployments[(ref.namespace or "", ref.name)]

@@ -62,6 +62,7 @@ class WorkloadSpec:
     deps: tuple[str, ...] = ()
     slo_p99_s: float = 1.0
     image: str = ""
+    container: str = ""
     trace_week: int = 0
 
     def __post_init__(self) -> None:

@@ -112,7 +112,7 @@ def test_undo_restores_the_old_template_and_reuses_its_replicaset() -> None:
     _settle(twin, 10)
     assert twin.cluster.get_workload(CART).containers[0].image == image
     result = twin.cluster.rollout_undo(CART, dry_run=False)
-    assert result.after["from_revision"] == original.revision
+    assert result.after["to_revision"] == original.revision
     _settle(twin, 10)
     undone = twin.cluster.get_workload(CART)
     assert undone.containers == original.containers
