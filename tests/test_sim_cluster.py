@@ -1,6 +1,7 @@
-"""The twin's ``SimCluster``: the shared ``Cluster`` contract, then behaviour only the twin
-can show on cue (start-up lag, rollouts step by step, node failure, ReplicaSet
-replacement)."""
+"""The twin's ``SimCluster``: the shared ``Cluster`` contract (``cluster_contract.py``),
+the Kubernetes adapter's behaviour suite (``cluster_behaviours.py`` from the ``kube``
+branch; skipped until merged), then behaviour only the twin can show on cue (start-up
+lag, rollouts step by step, node failure, ReplicaSet replacement)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ from types import ModuleType
 import pytest
 
 from vigil.core import ActionStatus, ObjectRef
+from vigil.sim import DEFAULT_START, NodeSpec, Scenario, WorkloadSpec
 from vigil.sim.scenario import build_twin, small_scenario
 from vigil.sim.twin import Twin
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def _load_contract() -> ModuleType:
-    path = Path(__file__).with_name("cluster_contract.py")
-    spec = importlib.util.spec_from_file_location("vigil_tests_cluster_contract", path)
+def _load(filename: str) -> ModuleType | None:
+    """A sibling test-support module by path (tests are not a package)."""
+    path = Path(__file__).with_name(filename)
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(f"vigil_tests_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -29,7 +34,10 @@ def _load_contract() -> ModuleType:
     return module
 
 
-contract = _load_contract()
+contract = _load("cluster_contract.py")
+assert contract is not None
+# The kube adapter's behaviour suite (from the ``kube`` branch), once merged beside us.
+behaviours = _load("cluster_behaviours.py")
 CHECKOUT = ObjectRef("Deployment", "shop", "checkout")
 CART = ObjectRef("Deployment", "shop", "cart")
 
@@ -212,3 +220,52 @@ def test_many_pods_grow_the_tables_and_metrics_follow() -> None:
     assert twin.metrics.query('kube_pod_info{pod=~"cart-.*"}') == []
     errors = twin.metrics.query('sum(rate(http_requests_total{service="cart",code="503"}[1m]))')
     assert errors[0].value > 0  # nobody left to serve
+
+
+MIB = 2**20
+
+
+def _world(module: ModuleType) -> tuple[object, object]:
+    """Deployment ``shop/api`` (2 replicas, container ``app``, 100m CPU, 64Mi/128Mi, image
+    OLD then NEW: revision 2), two Ready pods, Ready nodes of 4 CPUs, HPA 1–5."""
+    api = WorkloadSpec(
+        namespace="shop",
+        name="api",
+        replicas=2,
+        base_rps=40.0,  # keeps the HPA at 2 replicas: utilisation 40-60 %
+        capacity_rps=50.0,
+        latency_s=0.05,
+        cpu_request=0.1,
+        memory_request=64 * MIB,
+        memory_limit=128 * MIB,
+        hpa=(1, 5, 0.7),
+        container="app",
+        image=module.OLD_IMAGE,
+    )
+    nodes = (NodeSpec("node-1", cpu=4.0), NodeSpec("node-2", cpu=4.0))
+    twin = build_twin(Scenario(1, DEFAULT_START, 1.0, timedelta(seconds=30), (api,), nodes))
+    ref = ObjectRef("Deployment", "shop", "api")
+    twin.set_image(ref, module.NEW_IMAGE)
+    twin.run(timedelta(minutes=5))
+    pods = tuple(p.ref for p in twin.cluster.list_pods("shop"))
+    world = module.World(
+        namespace="shop",
+        deployment=ref,
+        pods=pods[:2],
+        node="node-1",
+        hpa=ObjectRef("HorizontalPodAutoscaler", "shop", "api"),
+        settle=lambda _ref: twin.run(timedelta(minutes=3)),
+    )
+    return twin.cluster, world
+
+
+@pytest.mark.parametrize(
+    "name",
+    [c.__name__ for c in behaviours.BEHAVIOURS] if behaviours else ["cluster_behaviours.py"],
+)
+def test_kubernetes_behaviours_hold_on_the_twin(name: str) -> None:
+    if behaviours is None:
+        pytest.skip("tests/cluster_behaviours.py (the kube branch's suite) is not merged yet")
+    check = next(c for c in behaviours.BEHAVIOURS if c.__name__ == name)
+    cluster, world = _world(behaviours)
+    check(cluster, world)
