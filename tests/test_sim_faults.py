@@ -201,3 +201,12 @@ def test_fault_validation() -> None:
         Fault(FaultKind.NODE_NOT_READY, CART, ONSET, timedelta(minutes=5))
     with pytest.raises(ValueError, match="duration"):
         Fault(FaultKind.CRASH_LOOP, CART, ONSET, timedelta(0))
+
+
+def test_a_fault_can_be_injected_while_running() -> None:
+    twin = build_twin(small_scenario(start=START))
+    twin.run(timedelta(minutes=30))
+    incident = twin.inject(Fault(FaultKind.CRASH_LOOP, CART, twin.now, timedelta(minutes=20)))
+    _at(twin, -20)
+    assert incident.injected_at is not None and incident in twin.incidents()
+    assert twin.cluster.get_workload(CART).ready_replicas == 0
