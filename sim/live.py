@@ -59,10 +59,12 @@ def serve_live(
     now: datetime,
     port: int = 9464,
     speed: float = 1.0,
+    on_ready: Callable[[str, Twin], object] | None = None,
 ) -> int:
     """Build the default scenario starting at ``now`` (floored to the step), serve
     ``/metrics`` on ``settings.expose_host`` and ``settings.expose_port`` (else
-    ``port``), and run until ``stop`` or the scenario's end. Returns steps taken."""
+    ``port``; 0 picks a free one), call ``on_ready(url, twin)``, and run until ``stop``
+    or the scenario's end. Returns the steps taken."""
     step = settings.step_seconds
     start = to_datetime(to_timestamp(now) // step * step)
     scenario = scenario_from_settings(settings, start=start)
@@ -70,4 +72,6 @@ def serve_live(
     bind = settings.expose_port if settings.expose_port is not None else port
     with ExpositionServer(twin.store, settings.expose_host, bind) as server:
         log.info("serving the twin's metrics at %s (speed %gx)", server.url, speed)
+        if on_ready is not None:
+            on_ready(server.url, twin)
         return run_live(twin, stop, speed=speed, until=scenario.end)

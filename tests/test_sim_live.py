@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from vigil.sim import ExpositionServer, build_twin, run_live, small_scenario
+from vigil.sim import (
+    ExpositionServer,
+    SimSettings,
+    Twin,
+    build_twin,
+    run_live,
+    serve_live,
+    small_scenario,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,6 +67,32 @@ def test_run_live_fast_forward_stops_at_until() -> None:
     assert steps == 120 and twin.now == until
     with pytest.raises(ValueError, match="speed"):
         run_live(twin, stop, speed=0)
+
+
+def test_serve_live_serves_the_default_scenario_while_it_runs() -> None:
+    stop = threading.Event()
+    ready: list[tuple[str, Twin]] = []
+    now = datetime(2026, 11, 23, 9, 0, 7, tzinfo=UTC)
+    settings = SimSettings(seed=2, days=1, expose_port=0)
+    worker = threading.Thread(
+        target=serve_live,
+        args=(settings, stop),
+        kwargs={"now": now, "speed": 3000.0, "on_ready": lambda u, t: ready.append((u, t))},
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (ready and ready[0][1].store.rows > 5):
+            time.sleep(0.05)  # waiting for the server thread to come up and step
+        url, twin = ready[0]
+        assert twin.store.start == now.timestamp() - 7  # floored to the 30 s step
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        assert "kube_deployment_spec_replicas" in text
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
 
 
 def _free_port() -> int:
