@@ -10,6 +10,7 @@ Kubernetes' ``replica_calculator.go`` and ``horizontal.go`` (see ``hpa_replicas`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,17 +44,21 @@ _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 def hpa_replicas(
     current: int,
-    ready_usage: list[float],
-    ready_requests: list[float],
-    unready: int,
+    ready_usage: Sequence[float],
+    ready_requests: Sequence[float],
+    unready_requests: Sequence[float],
+    *,
     target_utilization: float,
+    missing_requests: Sequence[float] = (),
 ) -> int | None:
     """Metric-based replica count (Kubernetes ``GetResourceReplicas`` for CPU).
 
     ``ready_usage``/``ready_requests``: CPU cores used and requested by each ready pod
     with metrics (compared in milli-cores and whole percents, like Kubernetes);
-    ``unready``: pods pending or not yet ready (their CPU is ignored, or counted as 0
-    when scaling up). ``None`` when no pod has metrics (the HPA does nothing).
+    ``unready_requests``: pods pending or not yet ready (ignored, or counted as using
+    nothing when scaling up); ``missing_requests``: ready pods without metrics yet
+    (counted as using their whole request when scaling down, nothing when scaling up).
+    ``None`` when no pod has metrics (the HPA does nothing).
     """
     if not ready_usage:
         return None
@@ -61,18 +66,33 @@ def hpa_replicas(
     usage_m = sum(round(u * 1000) for u in ready_usage)
     request_m = sum(round(r * 1000) for r in ready_requests)
     ratio = _usage_ratio(usage_m, request_m, target)
-    ready = len(ready_usage)
-    if not (unready > 0 and ratio > 1.0):
+    counted = len(ready_usage)
+    with_unready = len(unready_requests) > 0 and ratio > 1.0
+    if not with_unready and not missing_requests:
         if abs(1.0 - ratio) <= HPA_TOLERANCE:
             return current
-        return math.ceil(ratio * ready)
-    # Scaling up with unready pods: count them as using nothing, which damps the jump.
-    mean_request_m = request_m // ready
-    new_ratio = _usage_ratio(usage_m, request_m + unready * mean_request_m, target)
-    if abs(1.0 - new_ratio) <= HPA_TOLERANCE or new_ratio < 1.0:
+        return math.ceil(ratio * counted)
+    # Fill the gaps pessimistically in the direction of the change, which damps it.
+    if missing_requests and ratio != 1.0:
+        missing_m = sum(round(r * 1000) for r in missing_requests)
+        if ratio < 1.0:
+            usage_m += missing_m * max(target, 100) // 100
+        request_m += missing_m
+        counted += len(missing_requests)
+    if with_unready:
+        request_m += sum(round(r * 1000) for r in unready_requests)
+        counted += len(unready_requests)
+    new_ratio = _usage_ratio(usage_m, request_m, target)
+    if (
+        abs(1.0 - new_ratio) <= HPA_TOLERANCE
+        or (ratio < 1.0 < new_ratio)
+        or (ratio > 1.0 > new_ratio)
+    ):
         return current
-    new = math.ceil(new_ratio * (ready + unready))
-    return current if new < current else new
+    new = math.ceil(new_ratio * counted)
+    if (new_ratio < 1.0 and new > current) or (new_ratio > 1.0 and new < current):
+        return current
+    return new
 
 
 def _usage_ratio(usage_m: int, request_m: int, target_percent: int) -> float:
@@ -87,10 +107,15 @@ def hpa_normalize(
 ) -> int:
     """Stabilise and rate-limit like ``normalizeDesiredReplicasWithBehaviors`` (defaults).
 
-    Scale-down takes the highest recommendation of the last ``window`` seconds; scale-up
+    Scale-down takes the highest recommendation of the last ``window`` seconds (a new
+    HPA's window starts with the current count); scale-up
     is limited to max(2 × current, current + 4) per 15 s period (steps are ≥ 15 s);
     the result is clamped to [min, max].
     """
+    if not hpa.recommendations:
+        # maybeInitScaleDownStabilizationWindow: a new HPA starts its window with the
+        # current count, so it never scales down in its first 300 s.
+        hpa.recommendations.append((now, current))
     down = raw
     for when, rec in hpa.recommendations:
         if when > now - window:
@@ -239,13 +264,17 @@ class ControlPlane:
         current = dep.replicas
         usage: list[float] = []
         requests: list[float] = []
-        unready = 0
+        unready: list[float] = []
+        missing: list[float] = []
         for pod in dep.pods():
-            if table.ready[pod.slot]:
-                usage.append(float(table.cpu_usage[pod.slot]))
-                requests.append(float(table.cpu_request[pod.slot]))
+            request = float(table.cpu_request[pod.slot])
+            if not table.ready[pod.slot]:
+                unready.append(request)
+            elif table.cpu_seconds[pod.slot] <= 0:
+                missing.append(request)  # metrics-server has no sample for it yet
             else:
-                unready += 1
+                usage.append(float(table.cpu_usage[pod.slot]))
+                requests.append(request)
         if requests and sum(requests) > 0:
             hpa.last_utilization = sum(usage) / sum(requests)
         if current > hpa.max_replicas:
@@ -253,7 +282,14 @@ class ControlPlane:
         elif current < hpa.min_replicas:
             desired = hpa.min_replicas
         else:
-            raw = hpa_replicas(current, usage, requests, unready, hpa.target_utilization)
+            raw = hpa_replicas(
+                current,
+                usage,
+                requests,
+                unready,
+                target_utilization=hpa.target_utilization,
+                missing_requests=missing,
+            )
             if raw is None:
                 return
             desired = hpa_normalize(hpa, current, raw, t)

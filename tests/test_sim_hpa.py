@@ -18,10 +18,17 @@ pytestmark = pytest.mark.timeout(60)
 REQUEST = 0.5  # cores per pod
 
 
-def _sync(hpa: HpaState, current: int, utilization: float, t: float, unready: int = 0) -> int:
-    ready = current - unready
+def _sync(
+    hpa: HpaState, current: int, utilization: float, t: float, unready: int = 0, missing: int = 0
+) -> int:
+    ready = current - unready - missing
     raw = hpa_replicas(
-        current, [utilization * REQUEST] * ready, [REQUEST] * ready, unready, hpa.target_utilization
+        current,
+        [utilization * REQUEST] * ready,
+        [REQUEST] * ready,
+        [REQUEST] * unready,
+        target_utilization=hpa.target_utilization,
+        missing_requests=[REQUEST] * missing,
     )
     assert raw is not None
     return hpa_normalize(hpa, current, raw, t)
@@ -43,8 +50,12 @@ def test_within_tolerance_nothing_changes() -> None:
     assert _sync(_hpa(), 3, 0.74, 0.0) == 3
     # 62 % vs 70 %: ratio 0.886 is outside the tolerance, but ceil(4 × 0.886) = ceil(3.54) = 4
     assert _sync(_hpa(), 4, 0.62, 0.0) == 4
-    # 50 %: ratio 0.714 → ceil(4 × 0.714) = ceil(2.86) = 3
-    assert _sync(_hpa(), 4, 0.5, 0.0) == 3
+    # 50 %: ratio 0.714 → ceil(4 × 0.714) = ceil(2.86) = 3, but a new HPA's window starts
+    # with the current 4 at t=0, so it waits until that leaves the window at t=300.
+    hpa = _hpa()
+    assert _sync(hpa, 4, 0.5, 0.0) == 4
+    assert _sync(hpa, 4, 0.5, 270.0) == 4
+    assert _sync(hpa, 4, 0.5, 300.0) == 3
 
 
 def test_big_step_is_rate_limited_then_clamped_to_max() -> None:
@@ -91,8 +102,18 @@ def test_unready_pods_damp_a_scale_up() -> None:
     assert _sync(_hpa(), 4, 1.4, 0.0) == 8
 
 
+def test_pods_without_metrics_damp_a_scale_down() -> None:
+    # 2 pods at 35 % (ratio 0.5) and 2 ready pods with no metrics yet, counted at 100 %:
+    # (0.175 + 0.175 + 0.5 + 0.5) / 2.0 = 67 % → ratio 0.957, within tolerance → keep 4
+    assert _sync(_hpa(), 4, 0.35, 0.0, missing=2) == 4
+    # Scaling up, they count as 0 %: 2 pods at 280 % → (1.4 + 1.4) / 2.0 = 140 % → ratio 2.0
+    # → ceil(2.0 × 4) = 8
+    assert _sync(_hpa(), 4, 2.8, 0.0, missing=2) == 8
+
+
 def test_no_metrics_means_no_decision() -> None:
-    assert hpa_replicas(3, [], [], 3, 0.7) is None
+    assert hpa_replicas(3, [], [], [0.5] * 3, target_utilization=0.7) is None
+    assert hpa_replicas(3, [], [], [], target_utilization=0.7, missing_requests=[0.5] * 3) is None
 
 
 def test_twin_hpa_follows_a_surge_and_scales_back_after_the_window() -> None:
