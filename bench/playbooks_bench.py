@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_cluster import FakeCluster
 from tests.playbook_findings import anomaly
+from tests.playbook_twin import TwinCluster, full_twin
 from vigil.agent.store import SqliteStore
-from vigil.core import ActionKind, ManualClock, Mode, ObjectRef, Plan, Severity
+from vigil.core import ActionKind, Mode, Plan, Severity
 from vigil.playbooks import (
     Guardrails,
     GuardrailSettings,
@@ -35,11 +35,8 @@ NAMESPACES = [f"ns-{i}" for i in range(10)]
 
 def decisions(n: int) -> None:
     books = builtin_playbooks()
-    cluster = FakeCluster(ManualClock(T0))
-    for ns in NAMESPACES:
-        for w in range(5):
-            cluster.add_workload(f"deployment/{ns}/app-{w}", 4)
-    cluster.add_node("node-a")
+    cluster = TwinCluster(full_twin(T0))  # 12 workloads in 4 namespaces
+    refs = [w.ref for w in cluster.list_workloads()]
     settings = GuardrailSettings(
         dry_run=False,
         max_actions_per_hour=10_000,
@@ -53,7 +50,7 @@ def decisions(n: int) -> None:
         acted = 0
         for i in range(n):
             now = T0 + timedelta(seconds=20 * i)
-            target = ObjectRef.parse(f"deployment/{NAMESPACES[i % 10]}/app-{i % 5}")
+            target = refs[i % len(refs)]
             plan = Plan(
                 f"f-{i}",
                 "saturation-scale-out",

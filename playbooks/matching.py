@@ -27,6 +27,7 @@ from vigil.core import (
     Finding,
     FindingKind,
     Mode,
+    NotFoundError,
     ObjectRef,
     Plan,
     idempotency_key,
@@ -187,14 +188,20 @@ def resolve_target(
     if want == "pod":
         if ref.kind != "Pod":
             return None, None
-        owner = cluster.owner_workload(ref) if cluster is not None else None
-        return ref, owner
+        return ref, _owner(cluster, ref)
     if ref.kind in ("Deployment", "StatefulSet"):
         return ref, ref
-    if ref.kind == "Pod" and cluster is not None:
-        owner = cluster.owner_workload(ref)
-        return owner, owner
-    return None, None
+    owner = _owner(cluster, ref) if ref.kind == "Pod" else None
+    return owner, owner
+
+
+def _owner(cluster: Cluster | None, pod: ObjectRef) -> ObjectRef | None:
+    if cluster is None:
+        return None
+    try:
+        return cluster.owner_workload(pod)
+    except NotFoundError:
+        return None  # the pod is gone already
 
 
 def _rollout_recent(
@@ -203,7 +210,10 @@ def _rollout_recent(
     """``""`` when the workload's last rollout is at most ``within`` seconds old."""
     when: datetime | None = None
     if cluster is not None:
-        when = cluster.get_workload(workload).last_rollout_at
+        try:
+            when = cluster.get_workload(workload).last_rollout_at
+        except NotFoundError:
+            return f"{workload} does not exist"
     else:
         raw = finding.details.get("last_rollout_at")
         stamp = _number(raw)

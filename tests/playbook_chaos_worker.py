@@ -1,26 +1,26 @@
 """The daemon's playbook stage as a real process, for the chaos test (never collected).
 
-``python playbook_chaos_worker.py MODE STORE STATE``. The cluster is the tests'
-``FakeCluster`` whose replicas and calls are kept in the JSON file STATE, so they
-outlive the process. MODE ``act`` submits the predictive scale-up of shop/web and,
-after the cluster applied the change, prints ``applied`` and blocks until it is killed
+``python playbook_chaos_worker.py MODE STORE STATE``. The cluster is the twin
+(``vigil.sim``), pickled to the file STATE with the calls made so far, so it outlives
+the process. MODE ``act`` submits the predictive scale-up of shop/cart and, after the
+twin applied the change, saves it, prints ``applied`` and blocks until it is killed
 (between "the cluster changed" and "the journal says succeeded"). MODE ``restart``
-plays the restarted daemon: reconcile, then see the same finding again on a tick,
-and print what happened as one JSON line.
+plays the restarted daemon: reconcile, then see the same finding again on a tick, and
+print what happened as one JSON line.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fake_cluster import FakeCluster
 from tests.playbook_findings import T0, forecast
+from tests.playbook_twin import CART, TwinCluster, full_twin
 from vigil.agent.store import SqliteStore
-from vigil.core import ActionResult, ManualClock, ObjectRef
 from vigil.playbooks import (
     Guardrails,
     GuardrailSettings,
@@ -28,55 +28,39 @@ from vigil.playbooks import (
     builtin_playbooks,
 )
 
-WEB = ObjectRef.parse("deployment/shop/web")
-
-
-class FileCluster(FakeCluster):
-    def __init__(self, state: Path, *, hang_after_scale: bool) -> None:
-        super().__init__(ManualClock(T0))
-        self.state = state
-        self.hang = hang_after_scale
-        self.add_workload("deployment/shop/web", 4)
-        self.add_node("node-a")
-        if state.exists():
-            saved = json.loads(state.read_text())
-            self.set_workload(
-                str(WEB), replicas=saved["replicas"], ready_replicas=saved["replicas"]
-            )
-            self.calls = [tuple(c) for c in saved["calls"]]
-
-    def save(self) -> None:
-        wl = self.workloads[WEB]
-        self.state.write_text(json.dumps({"replicas": wl.replicas, "calls": self.calls}))
-
-    def scale(self, ref: ObjectRef, replicas: int, *, dry_run: bool) -> ActionResult:
-        result = super().scale(ref, replicas, dry_run=dry_run)
-        self.save()
-        if self.hang and not dry_run:
-            print("applied", flush=True)
-            sys.stdin.readline()  # killed here
-        return result
-
 
 def main(mode: str, store_path: Path, state: Path) -> None:
     finding = forecast(
         peak=150.0,
         details={"capacity": 100.0, "desired_replicas": 7},
-        labels={"namespace": "shop", "deployment": "web"},
+        labels={"namespace": "shop", "deployment": "cart"},
     )
-    cluster = FileCluster(state, hang_after_scale=mode == "act")
-    books = builtin_playbooks()
+    if state.exists():
+        saved = pickle.loads(state.read_bytes())
+        cluster = TwinCluster(saved["twin"])
+        cluster.calls = saved["calls"]
+    else:
+        cluster = TwinCluster(full_twin(days=0.1))
+
+    def save_and_hang() -> None:
+        state.write_bytes(pickle.dumps({"twin": cluster.twin, "calls": cluster.calls}))
+        print("applied", flush=True)
+        sys.stdin.readline()  # killed here
+
     with SqliteStore.open(store_path) as store:
         engine = PlaybookEngine(
-            Guardrails(store, GuardrailSettings(dry_run=False)), cluster=cluster, playbooks=books
+            Guardrails(store, GuardrailSettings(dry_run=False)),
+            cluster=cluster,
+            playbooks=builtin_playbooks(),
         )
         if mode == "act":
+            cluster.after_apply = save_and_hang
             engine.tick([finding], T0)
             raise SystemExit("the act worker should have been killed")
-        now = T0  # the restarted daemon's first tick
-        reconciled = engine.reconcile(now)
-        again = engine.tick([finding], now)
+        reconciled = engine.reconcile(T0)  # the restarted daemon's first tick
+        again = engine.tick([finding], T0)
         rows = store.journal_list(limit=100)
+        state.write_bytes(pickle.dumps({"twin": cluster.twin, "calls": cluster.calls}))
         print(
             json.dumps(
                 {
@@ -87,6 +71,8 @@ def main(mode: str, store_path: Path, state: Path) -> None:
                     ],
                     "again": [bool(o.decision and o.decision.duplicate) for o in again],
                     "rows": [(r.id, r.action.value, r.status.value) for r in rows],
+                    "replicas": cluster.twin.cluster.get_workload(CART).replicas,
+                    "calls": [(c[0], c[1]) for c in cluster.calls if not c[2]],
                 }
             ),
             flush=True,

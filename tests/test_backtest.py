@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.fake_cluster import FakeCluster
 from tests.playbook_findings import T0, anomaly, condition
-from vigil.core import ManualClock, ObjectRef, Severity
+from tests.playbook_twin import TwinCluster, full_twin
+from vigil.core import Severity
 from vigil.playbooks import GuardrailSettings, backtest, builtin_playbooks
 
 BOOKS = builtin_playbooks()
@@ -61,9 +61,8 @@ def test_backtest_reports_firings_and_guardrail_decisions() -> None:
 
 
 def test_backtest_with_a_cluster_checks_blast_radius_and_follows_pods() -> None:
-    cluster = FakeCluster(ManualClock(T0))
-    cluster.add_workload("deployment/shop/solo", 1)
-    pod = ObjectRef.parse("pod/shop/solo-abc-0")
+    cluster = TwinCluster(full_twin())
+    pod = cluster.list_pods("data", {"app": "orders-db"})[0].ref  # its only replica
     report = backtest(
         [condition("CrashLoopBackOff", pod)],
         BOOKS,
@@ -74,6 +73,9 @@ def test_backtest_with_a_cluster_checks_blast_radius_and_follows_pods() -> None:
     (firing,) = report.firings
     assert firing.playbook == "crash-loop-delete-pod" and firing.decision == "refused"
     assert firing.guardrail == "blast-radius"
+    assert firing.reason.endswith(
+        "would leave 0 ready replica(s) of deployment/data/orders-db, below min_available 1"
+    )
     assert cluster.calls == []  # a backtest never touches the cluster, not even dry-run
 
 

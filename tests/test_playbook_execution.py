@@ -8,14 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.fake_cluster import FakeCluster
-from tests.playbook_findings import T0, anomaly, condition, forecast
+from tests.playbook_findings import anomaly, condition, forecast
 from tests.playbook_twin import CART, LIVE, Rig, auto_books, rig_fixture  # noqa: F401
 from vigil.core import (
     ActionKind,
     ActionStatus,
     JournalEntry,
-    ManualClock,
     Mode,
     ObjectRef,
     PermanentError,
@@ -53,10 +51,6 @@ def errors_on_cart(rig: Rig) -> Any:
 
 def image(rig: Rig) -> str:
     return rig.twin.cluster.get_workload(CART).containers[0].image
-
-
-def real_calls(rig: Rig) -> int:
-    return rig.cluster.scales
 
 
 def test_scale_out_runs_records_before_and_after_and_verifies(rig: Rig) -> None:
@@ -268,7 +262,7 @@ def test_a_process_killed_mid_action_is_reconciled_without_repeating(rig: Rig) -
     assert rig.engine.reconcile(rig.now) == []
     (again,) = rig.tick(f)  # the same finding on the next tick does not act again
     assert again.decision.duplicate
-    assert rig.cluster.scales == 1
+    assert rig.cluster.real_calls() == [("scale", "deployment/shop/cart")]
 
 
 def test_a_row_interrupted_before_the_change_landed_is_failed_not_retried(rig: Rig) -> None:
@@ -289,7 +283,7 @@ def test_a_row_interrupted_before_the_change_landed_is_failed_not_retried(rig: R
     (out,) = rig.tick()
     assert out.entry.status is ActionStatus.FAILED
     assert "interrupted before acting" in out.entry.message
-    assert rig.cluster.scales == 0
+    assert rig.cluster.real_calls() == []
 
 
 def test_acting_by_hand_goes_through_the_guardrails_and_the_journal(rig: Rig) -> None:
@@ -326,11 +320,10 @@ def test_dry_run_is_validated_by_the_cluster_and_a_failure_recorded(rig: Rig) ->
     assert "server-side dry run failed: forbidden" in bad.entry.message
 
 
-def test_revert_of_a_limit_that_was_not_there_removes_it() -> None:
-    """The twin's containers all have limits; the revert call for one without is checked
-    here on the recorded before-state (the Kubernetes adapter reads "" as "remove")."""
-    cluster = FakeCluster(ManualClock(T0))
-    cluster.add_workload("deployment/shop/batch", 2, memory_limit=768 * 1024**2)
+def test_revert_of_a_limit_that_was_not_there_removes_it(rig: Rig) -> None:
+    """The twin's containers all have limits; for one without, the revert asks the cluster
+    to remove the limit again ("" is "remove" in the Cluster contract, as the Kubernetes
+    adapter implements it; the twin rejects it, which the revert reports)."""
     entry = JournalEntry(
         id=1,
         idempotency_key="k",
@@ -338,17 +331,18 @@ def test_revert_of_a_limit_that_was_not_there_removes_it() -> None:
         playbook="oom-raise-memory-limit",
         step=0,
         action=ActionKind.PATCH_RESOURCES,
-        target=ObjectRef.parse("deployment/shop/batch"),
+        target=CART,
         params={},
         mode=Mode.AUTO,
         status=ActionStatus.SUCCEEDED,
-        created_at=T0,
-        updated_at=T0,
-        before={"observed": {"container": "app", "memory_limit": None}},
+        created_at=rig.now,
+        updated_at=rig.now,
+        before={"observed": {"container": "cart", "memory_limit": None}},
     )
-    how = revert_call(entry, cluster)
+    how = revert_call(entry, rig.cluster)
     assert how is not None
     action, summary, call = how
     assert action == "patch-resources" and summary.endswith("to none")
-    call()
-    assert cluster.workloads[entry.target].containers[0].memory_limit is None
+    with pytest.raises(PermanentError):
+        call()
+    assert rig.cluster.calls[-1][:3] == ("patch_resources", "deployment/shop/cart", False)
