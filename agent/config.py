@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from vigil.core import ConfigError
+from vigil.sim.settings import SimSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -306,6 +307,7 @@ class Config(BaseModel):
     nlq: NlqSettings = Field(default_factory=NlqSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
 
 
 def config_schema() -> dict[str, Any]:
