@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.kubefixture import KubeServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,3 +31,21 @@ def shared() -> Path:
             "clone beside the shared folder"
         )
     return path
+
+
+# ---------------------------------------------------------------- real kube-apiserver
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
+    """One real control plane (etcd, kube-apiserver, controller-manager) per session."""
+    from tests.kubefixture import skip_reason, start, stop
+
+    shared = shared_dir()
+    reason = skip_reason(shared)
+    if reason is not None or shared is None:
+        pytest.skip(reason or "no shared dir")
+    workdir = tmp_path_factory.mktemp("kube")
+    server = start(shared, workdir)
+    try:
+        yield server
+    finally:
+        stop(server.dir, shared)

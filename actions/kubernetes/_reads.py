@@ -1,0 +1,162 @@
+"""The read half of ``KubernetesCluster``: namespaces, workloads, pods, nodes, HPAs and
+owner references, as ``vigil.core`` snapshots. Needs only get/list RBAC."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from vigil.actions.kubernetes._base import ClusterBase
+from vigil.actions.kubernetes._convert import (
+    controller_ref,
+    hpa_info,
+    node_info,
+    pod_info,
+    revision_of,
+    workload_info,
+)
+from vigil.actions.kubernetes._errors import ActionRejected, Op
+from vigil.core import HpaInfo, NodeInfo, ObjectRef, PodInfo, WorkloadInfo
+
+__all__ = ["Reads"]
+
+
+def _where(namespace: str | None) -> str:
+    return f"namespace {namespace}" if namespace else "all namespaces"
+
+
+class Reads(ClusterBase):
+    """Reads through the typed client; every request goes through ``self._call``."""
+
+    def list_namespaces(self) -> list[str]:
+        found = self._call(
+            Op("list", "namespaces", "", None, "namespaces"),
+            lambda: self._core.list_namespace(_request_timeout=self._timeout),
+        )
+        return sorted(ns.metadata.name for ns in found.items)
+
+    def _list(self, verb_target: tuple[str, str], namespace: str | None, **kw: Any) -> list[Any]:
+        """List one resource in a namespace or across all of them."""
+        resource, group = verb_target
+        api = self._core if group == "" else self._apps
+        singular = {
+            "pods": "pod",
+            "deployments": "deployment",
+            "statefulsets": "stateful_set",
+            "replicasets": "replica_set",
+        }[resource]
+        if namespace is None:
+            method = getattr(api, f"list_{singular}_for_all_namespaces")
+            call = lambda: method(_request_timeout=self._timeout, **kw)  # noqa: E731
+        else:
+            method = getattr(api, f"list_namespaced_{singular}")
+            call = lambda: method(namespace, _request_timeout=self._timeout, **kw)  # noqa: E731
+        op = Op("list", resource, group, namespace, f"{resource} in {_where(namespace)}")
+        return list(self._call(op, call).items)
+
+    def _rollout_times(self, namespace: str | None) -> dict[str, datetime]:
+        """Deployment uid → creation time of the ReplicaSet of its newest revision."""
+        newest: dict[str, tuple[int, datetime]] = {}
+        for rs in self._list(("replicasets", "apps"), namespace):
+            for owner in rs.metadata.owner_references or ():
+                if owner.controller and owner.kind == "Deployment":
+                    revision = revision_of(rs)
+                    if owner.uid not in newest or revision > newest[owner.uid][0]:
+                        newest[owner.uid] = (revision, rs.metadata.creation_timestamp)
+        return {uid: created for uid, (_, created) in newest.items() if created is not None}
+
+    def list_workloads(self, namespace: str | None = None) -> list[WorkloadInfo]:
+        rollouts = self._rollout_times(namespace)
+        out = [
+            workload_info(d, "Deployment", rollouts.get(d.metadata.uid))
+            for d in self._list(("deployments", "apps"), namespace)
+        ]
+        out += [
+            workload_info(s, "StatefulSet") for s in self._list(("statefulsets", "apps"), namespace)
+        ]
+        return sorted(out, key=lambda w: w.ref)
+
+    def _read_workload(self, ref: ObjectRef) -> Any:
+        resource = self._workload_resource(ref, "reading", ("Deployment", "StatefulSet"))
+        method = getattr(
+            self._apps,
+            "read_namespaced_deployment"
+            if ref.kind == "Deployment"
+            else "read_namespaced_stateful_set",
+        )
+        return self._call(
+            Op("get", resource, "apps", ref.namespace, str(ref)),
+            lambda: method(ref.name, ref.namespace, _request_timeout=self._timeout),
+        )
+
+    def get_workload(self, ref: ObjectRef) -> WorkloadInfo:
+        obj = self._read_workload(ref)
+        if ref.kind != "Deployment":
+            return workload_info(obj, ref.kind)
+        rollouts = self._rollout_times(ref.namespace)
+        return workload_info(obj, "Deployment", rollouts.get(obj.metadata.uid))
+
+    def list_pods(
+        self, namespace: str | None = None, selector: Mapping[str, str] | None = None
+    ) -> list[PodInfo]:
+        kw = {}
+        if selector:
+            kw["label_selector"] = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        pods = self._list(("pods", ""), namespace, **kw)
+        return sorted((pod_info(p) for p in pods), key=lambda p: p.ref)
+
+    def list_nodes(self) -> list[NodeInfo]:
+        found = self._call(
+            Op("list", "nodes", "", None, "nodes"),
+            lambda: self._core.list_node(_request_timeout=self._timeout),
+        )
+        return sorted((node_info(n) for n in found.items), key=lambda n: n.name)
+
+    def list_hpas(self, namespace: str | None = None) -> list[HpaInfo]:
+        api, _ = self._autoscaling()
+        op = Op(
+            "list",
+            "horizontalpodautoscalers",
+            "autoscaling",
+            namespace,
+            f"HPAs in {_where(namespace)}",
+        )
+        if namespace is None:
+            found = self._call(
+                op,
+                lambda: api.list_horizontal_pod_autoscaler_for_all_namespaces(
+                    _request_timeout=self._timeout
+                ),
+            )
+        else:
+            found = self._call(
+                op,
+                lambda: api.list_namespaced_horizontal_pod_autoscaler(
+                    namespace, _request_timeout=self._timeout
+                ),
+            )
+        infos = (hpa_info(h) for h in found.items)
+        return sorted((i for i in infos if i is not None), key=lambda h: h.ref)
+
+    def owner_workload(self, pod: ObjectRef) -> ObjectRef | None:
+        """Pod → ReplicaSet → Deployment (or the StatefulSet/DaemonSet owning the pod)."""
+        if pod.kind != "Pod":
+            raise ActionRejected(f"{pod}: owner_workload takes a pod, not a {pod.kind.lower()}")
+        obj = self._call(
+            Op("get", "pods", "", pod.namespace, str(pod)),
+            lambda: self._core.read_namespaced_pod(
+                pod.name, pod.namespace, _request_timeout=self._timeout
+            ),
+        )
+        owner = controller_ref(obj, pod.namespace)
+        if owner is None or owner.kind != "ReplicaSet":
+            return owner
+        rs = self._call(
+            Op("get", "replicasets", "apps", owner.namespace, str(owner)),
+            lambda: self._apps.read_namespaced_replica_set(
+                owner.name, owner.namespace, _request_timeout=self._timeout
+            ),
+        )
+        # A bare ReplicaSet (no Deployment above it) is itself the workload.
+        return controller_ref(rs, owner.namespace) or owner
