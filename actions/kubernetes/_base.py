@@ -67,6 +67,32 @@ class ClusterBase:
             "_request_timeout": self._timeout,
         }
 
+    def _get(self, ref: ObjectRef, resource: str, group: str, method: Any) -> Any:
+        """GET one object (namespaced or cluster-scoped) through the typed ``method``."""
+        args = (ref.name,) if ref.namespace is None else (ref.name, ref.namespace)
+        return self._call(
+            Op("get", resource, group, ref.namespace, str(ref)),
+            lambda: method(*args, _request_timeout=self._timeout),
+        )
+
+    def _patch(
+        self,
+        ref: ObjectRef,
+        resource: str,
+        group: str,
+        method: Any,
+        body: Any,
+        *,
+        dry_run: bool,
+        content_type: str = MERGE,
+    ) -> Any:
+        """PATCH one object with ``body`` (server-side dry run when asked)."""
+        args = (ref.name, body) if ref.namespace is None else (ref.name, ref.namespace, body)
+        return self._call(
+            Op("patch", resource, group, ref.namespace, str(ref)),
+            lambda: method(*args, _content_type=content_type, **self._write_options(dry_run)),
+        )
+
     def _to_dict(self, obj: Any) -> dict[str, Any]:
         """A typed model as the JSON the API server sent (camelCase keys)."""
         data = self._client.sanitize_for_serialization(obj)

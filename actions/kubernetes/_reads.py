@@ -85,10 +85,7 @@ class Reads(ClusterBase):
             if ref.kind == "Deployment"
             else "read_namespaced_stateful_set",
         )
-        return self._call(
-            Op("get", resource, "apps", ref.namespace, str(ref)),
-            lambda: method(ref.name, ref.namespace, _request_timeout=self._timeout),
-        )
+        return self._get(ref, resource, "apps", method)
 
     def get_workload(self, ref: ObjectRef) -> WorkloadInfo:
         obj = self._read_workload(ref)
@@ -143,20 +140,10 @@ class Reads(ClusterBase):
         """Pod → ReplicaSet → Deployment (or the StatefulSet/DaemonSet owning the pod)."""
         if pod.kind != "Pod":
             raise ActionRejected(f"{pod}: owner_workload takes a pod, not a {pod.kind.lower()}")
-        obj = self._call(
-            Op("get", "pods", "", pod.namespace, str(pod)),
-            lambda: self._core.read_namespaced_pod(
-                pod.name, pod.namespace, _request_timeout=self._timeout
-            ),
-        )
+        obj = self._get(pod, "pods", "", self._core.read_namespaced_pod)
         owner = controller_ref(obj, pod.namespace)
         if owner is None or owner.kind != "ReplicaSet":
             return owner
-        rs = self._call(
-            Op("get", "replicasets", "apps", owner.namespace, str(owner)),
-            lambda: self._apps.read_namespaced_replica_set(
-                owner.name, owner.namespace, _request_timeout=self._timeout
-            ),
-        )
+        rs = self._get(owner, "replicasets", "apps", self._apps.read_namespaced_replica_set)
         # A bare ReplicaSet (no Deployment above it) is itself the workload.
         return controller_ref(rs, owner.namespace) or owner
