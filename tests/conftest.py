@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.kubefixture import KubeServer
+    from tests.kubefixture import KubeServer, WorldPool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,3 +49,15 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
         yield server
     finally:
         stop(server.dir, shared)
+
+
+@pytest.fixture(scope="session")
+def worlds(kube: KubeServer) -> Iterator[WorldPool]:
+    """Fresh ``World``s (tests/cluster_behaviours.py) on the real API server, built ahead."""
+    from tests.kubefixture import WorldPool
+
+    pool = WorldPool(kube)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -43,7 +43,7 @@ class FaultProxy:
         self.upstream = urlsplit(upstream)
         self.context = ssl.create_default_context(cafile=ca)
         self.faults: list[Fault] = []
-        self.seen: list[tuple[str, str, str]] = []  # (method, path, what happened)
+        self.seen: list[tuple[str, str, str]] = []  # (method, path?query, what happened)
         self.release = threading.Event()
         self._lock = threading.Lock()
         proxy = self
@@ -61,8 +61,8 @@ class FaultProxy:
                 if fault is None or fault.kind == "before":
                     if fault is not None and fault.action is not None:
                         fault.action()
-                    proxy._note(self.command, self.path, "forwarded")
-                    self._forward(body)
+                    status = self._forward(body)
+                    proxy._note(self.command, self.path, f"forwarded {status}")
                 elif fault.kind == "status":
                     proxy._note(self.command, self.path, f"answered {fault.status}")
                     payload = (
@@ -86,7 +86,7 @@ class FaultProxy:
                     proxy.release.wait(30)
                     self.close_connection = True
 
-            def _forward(self, body: bytes | None) -> None:
+            def _forward(self, body: bytes | None) -> int:
                 conn = http.client.HTTPSConnection(
                     proxy.upstream.hostname or "127.0.0.1",
                     proxy.upstream.port,
@@ -107,6 +107,7 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(data)
                 conn.close()
+                return answer.status
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -131,7 +132,7 @@ class FaultProxy:
 
     def _note(self, method: str, path: str, what: str) -> None:
         with self._lock:
-            self.seen.append((method, path.split("?", maxsplit=1)[0], what))
+            self.seen.append((method, path, what))
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()

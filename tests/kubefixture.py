@@ -7,11 +7,15 @@ no kubelet or scheduler, so pods stay Pending until a test patches their status)
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import shutil
 import subprocess
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +23,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tests.cluster_behaviours import NEW_IMAGE, World
+from vigil.core import ObjectRef
+
 T = TypeVar("T")
+REPO = Path(__file__).resolve().parent.parent
 AGENT_USER = "system:serviceaccount:vigil:vigil"
 AGENT_GROUPS = "system:serviceaccounts,system:serviceaccounts:vigil"
 
@@ -346,21 +354,107 @@ def create_pdb(api: Any, namespace: str, name: str, app: str, min_available: int
     wait_for(f"PodDisruptionBudget {namespace}/{name} processed", processed)
 
 
-def apply_manifest(
-    api: Any, path: Path, *, namespace_override: Mapping[str, str] | None = None
-) -> None:
-    """Create every object of a multi-document YAML (the shipped RBAC), idempotently."""
+def apply_dict(api: Any, doc: Mapping[str, Any]) -> None:
+    """Create one object from its manifest; an existing one is left as it is."""
     from kubernetes import utils
     from kubernetes.utils import FailToCreateError
 
+    try:
+        utils.create_from_dict(api, dict(doc))
+    except FailToCreateError as exc:
+        if not all(e.status == 409 for e in exc.api_exceptions):
+            raise
+
+
+def apply_manifest(api: Any, path: Path) -> None:
+    """Create every object of a multi-document YAML (the shipped RBAC), idempotently."""
     for doc in yaml.safe_load_all(path.read_text()):
-        if not doc:
-            continue
-        ns = doc["metadata"].get("namespace")
-        if ns and namespace_override and ns in namespace_override:
-            doc["metadata"]["namespace"] = namespace_override[ns]
-        try:
-            utils.create_from_dict(api, doc)
-        except FailToCreateError as exc:
-            if not all(e.status == 409 for e in exc.api_exceptions):
-                raise
+        if doc:
+            apply_dict(api, doc)
+
+
+# ---------------------------------------------------------------------- the World
+_numbers = itertools.count(1)
+
+
+def unique() -> int:
+    """A number for namespace and node names no other test in the session uses."""
+    return next(_numbers)
+
+
+def build_world(kube: KubeServer, prefix: str) -> World:
+    """Set the ``World`` up on the real API server (as the admin), in a new namespace."""
+    from kubernetes import client
+
+    admin = kube.admin()
+    ns = f"{prefix}-{unique()}"
+    create_namespace(admin, ns)
+    create_deployment(admin, ns, "api")
+    set_image(admin, ns, "api", NEW_IMAGE)
+    newest = max(
+        client.AppsV1Api(admin).list_namespaced_replica_set(ns).items,
+        key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]),
+    )
+
+    def current_pods() -> list[Any] | None:
+        pods = pods_of(admin, ns, "api", 2)
+        mine = [p for p in pods if p.metadata.owner_references[0].name == newest.metadata.name]
+        return mine if len(mine) == 2 and len(pods) == 2 else None
+
+    pods = wait_for("the new ReplicaSet's 2 pods", current_pods)
+    for pod in pods:
+        set_pod_status(admin, ns, pod.metadata.name)
+    node = f"node-{ns}"
+    create_node(admin, node)
+    create_hpa(admin, ns, "api", "api", 1, 5)
+
+    def settle(ref: ObjectRef) -> None:
+        apps = client.AppsV1Api(admin)
+
+        def caught_up() -> bool | None:
+            # Recreate strategy: the new ReplicaSet (and the revision) appears only after
+            # the old pods are gone, so wait until every replica is of the new template.
+            dep = apps.read_namespaced_deployment(ref.name, ns)
+            seen = (dep.status.observed_generation or 0) >= dep.metadata.generation
+            return (seen and dep.status.updated_replicas == dep.spec.replicas) or None
+
+        wait_for(f"{ref} observed by its controller", caught_up)
+
+    return World(
+        namespace=ns,
+        deployment=ObjectRef("Deployment", ns, "api"),
+        pods=(
+            ObjectRef("Pod", ns, pods[0].metadata.name),
+            ObjectRef("Pod", ns, pods[1].metadata.name),
+        ),
+        node=node,
+        hpa=ObjectRef("hpa", ns, "api"),
+        settle=settle,
+    )
+
+
+class WorldPool:
+    """Worlds built ahead in the background while tests run: most of a world's cost is
+    waiting for the controllers (about 1 s alone), which overlaps well. ``ahead``
+    worlds are always in the making; each ``take`` starts the next one."""
+
+    def __init__(self, kube: KubeServer, ahead: int = 3) -> None:
+        self._kube = kube
+        self._executor = ThreadPoolExecutor(ahead, thread_name_prefix="world")
+        self._lock = threading.Lock()
+        self._futures = deque(self._submit() for _ in range(ahead))
+
+    def _submit(self) -> Future[World]:
+        return self._executor.submit(build_world, self._kube, "w")
+
+    def take(self) -> World:
+        """A fresh world no other test has touched."""
+        with self._lock:
+            future = self._futures.popleft()
+            self._futures.append(self._submit())
+        return future.result(timeout=60)
+
+    def close(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._executor.shutdown(wait=True)
