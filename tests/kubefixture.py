@@ -93,13 +93,16 @@ def start(shared: Path, workdir: Path) -> KubeServer:
     tokens.write_text(f'{agent_token},{AGENT_USER},vigil-uid,"{AGENT_GROUPS}"\n')
     up = subprocess.run(
         [str(shared / "bin" / "kube-up.sh"), str(workdir / "kube")],
-        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()),
-             "KUBE_UP_TOKENS": str(tokens)},
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(Path.home()),
+            "KUBE_UP_TOKENS": str(tokens),
+        },
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-    )  # fmt: skip
+    )
     if up.returncode != 0:
         stop(workdir / "kube", shared)
         raise RuntimeError(f"kube-up.sh failed ({up.returncode}): {up.stderr[-2000:]}")

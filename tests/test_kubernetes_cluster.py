@@ -52,8 +52,16 @@ def test_pod_states_as_kubelet_reports_them(kube: kf.KubeServer, admin_cluster: 
     kf.create_deployment(admin, ns, "api", replicas=3)
     crash, oom, fine = (p.metadata.name for p in kf.pods_of(admin, ns, "api", 3))
     kf.create_node(admin, f"node-{ns}", {"MemoryPressure": "True"})
-    kf.set_pod_status(admin, ns, crash, ready=False, restarts=7, waiting="CrashLoopBackOff",
-                      last_terminated="Error", exit_code=1)  # fmt: skip
+    kf.set_pod_status(
+        admin,
+        ns,
+        crash,
+        ready=False,
+        restarts=7,
+        waiting="CrashLoopBackOff",
+        last_terminated="Error",
+        exit_code=1,
+    )
     kf.set_pod_status(admin, ns, oom, ready=True, restarts=2, last_terminated="OOMKilled")
     kf.set_pod_status(admin, ns, fine, node=f"node-{ns}")
 

@@ -11,6 +11,7 @@ bounded number of waits, and turns whatever the client raises into vigil's error
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -52,11 +53,16 @@ class TokenBucket:
         self._monotonic = monotonic
         self._sleep = sleep
         self._last = monotonic()
+        self._lock = threading.Lock()
 
     def take(self) -> float:
         """Take one token, sleeping until one is there; returns the seconds waited."""
         if self._qps <= 0:
             return 0.0
+        with self._lock:  # the daemon's HTTP thread and the scheduler may share a cluster
+            return self._take()
+
+    def _take(self) -> float:
         now = self._monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
         self._last = now

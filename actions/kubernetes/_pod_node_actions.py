@@ -49,14 +49,22 @@ class PodNodeActions(Reads):
         self._call(
             Op("delete", "pods", "", ref.namespace, str(ref)),
             lambda: self._core.delete_namespaced_pod(
-                ref.name, ref.namespace, body=body, dry_run="All" if dry_run else None,
+                ref.name,
+                ref.namespace,
+                body=body,
+                dry_run="All" if dry_run else None,
                 _request_timeout=self._timeout,
             ),
-        )  # fmt: skip
+        )
         return self._result(
-            ActionKind.DELETE_POD, ref, started, dry_run=dry_run, before=before,
-            after={"deleted_uid": before["uid"]}, message=f"deleted pod (owner {before['owner']})",
-        )  # fmt: skip
+            ActionKind.DELETE_POD,
+            ref,
+            started,
+            dry_run=dry_run,
+            before=before,
+            after={"deleted_uid": before["uid"]},
+            message=f"deleted pod (owner {before['owner']})",
+        )
 
     def evict_pod(self, ref: ObjectRef, *, dry_run: bool) -> ActionResult:
         """Evict one pod through the Eviction API, so PodDisruptionBudgets hold: a budget
@@ -74,15 +82,22 @@ class PodNodeActions(Reads):
         self._call(
             Op("create", "pods/eviction", "", ref.namespace, str(ref)),
             lambda: self._core.create_namespaced_pod_eviction(
-                ref.name, ref.namespace, body, dry_run="All" if dry_run else None,
+                ref.name,
+                ref.namespace,
+                body,
+                dry_run="All" if dry_run else None,
                 _request_timeout=self._timeout,
             ),
-        )  # fmt: skip
+        )
         return self._result(
-            ActionKind.EVICT_POD, ref, started, dry_run=dry_run, before=before,
+            ActionKind.EVICT_POD,
+            ref,
+            started,
+            dry_run=dry_run,
+            before=before,
             after={"evicted_uid": before["uid"]},
             message=f"evicted pod (owner {before['owner']}), disruption budgets allowed it",
-        )  # fmt: skip
+        )
 
     def cordon(self, node: str, *, dry_run: bool) -> ActionResult:
         """Mark a node unschedulable (``kubectl cordon``); running pods stay."""
@@ -114,9 +129,13 @@ class PodNodeActions(Reads):
                 message = "cordoned (unschedulable)" if value else "uncordoned (schedulable)"
                 now = bool(out.spec.unschedulable)
             return self._result(
-                action, ref, started, dry_run=dry_run, message=message,
+                action,
+                ref,
+                started,
+                dry_run=dry_run,
+                message=message,
                 before={"unschedulable": had, "resource_version": rv},
                 after={"unschedulable": now},
-            )  # fmt: skip
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)

@@ -107,9 +107,14 @@ class WorkloadActions(Reads):
                 out = self._patch(ref, resource, "apps", patch, body, dry_run=dry_run)
                 message, now = f"scaled {had} → {replicas} replicas", out.spec.replicas
             return self._result(
-                ActionKind.SCALE, ref, started, dry_run=dry_run, message=message,
-                before=before, after={"replicas": now},
-            )  # fmt: skip
+                ActionKind.SCALE,
+                ref,
+                started,
+                dry_run=dry_run,
+                message=message,
+                before=before,
+                after={"replicas": now},
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)
 
@@ -139,11 +144,14 @@ class WorkloadActions(Reads):
             out = self._patch(ref, resource, "apps", patch, body, dry_run=dry_run)
             stamped = (out.spec.template.metadata.annotations or {}).get(RESTARTED_AT)
             return self._result(
-                ActionKind.ROLLOUT_RESTART, ref, started, dry_run=dry_run,
+                ActionKind.ROLLOUT_RESTART,
+                ref,
+                started,
+                dry_run=dry_run,
                 before=before,
                 after={"restarted_at": stamped, "generation": out.metadata.generation},
                 message=f"restarted the rollout (pod template stamped {stamped})",
-            )  # fmt: skip
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)
 
@@ -180,9 +188,14 @@ class WorkloadActions(Reads):
                 after = {"revision": current, "to_revision": revision, "images": images}
             else:
                 out = self._patch(
-                    ref, "deployments", "apps", patch, ops,
-                    dry_run=dry_run, content_type=JSON_PATCH,
-                )  # fmt: skip
+                    ref,
+                    "deployments",
+                    "apps",
+                    patch,
+                    ops,
+                    dry_run=dry_run,
+                    content_type=JSON_PATCH,
+                )
                 message = f"rolled back from revision {current} to revision {revision}"
                 after = {
                     "to_revision": revision,
@@ -190,9 +203,14 @@ class WorkloadActions(Reads):
                     "generation": out.metadata.generation,
                 }
             return self._result(
-                ActionKind.ROLLOUT_UNDO, ref, started, dry_run=dry_run,
-                before=before, after=after, message=message,
-            )  # fmt: skip
+                ActionKind.ROLLOUT_UNDO,
+                ref,
+                started,
+                dry_run=dry_run,
+                before=before,
+                after=after,
+                message=message,
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)
 
@@ -229,17 +247,30 @@ class WorkloadActions(Reads):
                 "spec": {"minReplicas": new_min, "maxReplicas": new_max},
             }
             out = self._patch(
-                ref, resource, group, api.patch_namespaced_horizontal_pod_autoscaler, body,
+                ref,
+                resource,
+                group,
+                api.patch_namespaced_horizontal_pod_autoscaler,
+                body,
                 dry_run=dry_run,
-            )  # fmt: skip
+            )
             return self._result(
-                ActionKind.PATCH_HPA, ref, started, dry_run=dry_run,
-                before={"min_replicas": had_min, "max_replicas": had_max,
-                        "api_version": version, "resource_version": rv},
-                after={"min_replicas": out.spec.min_replicas,
-                       "max_replicas": out.spec.max_replicas},
+                ActionKind.PATCH_HPA,
+                ref,
+                started,
+                dry_run=dry_run,
+                before={
+                    "min_replicas": had_min,
+                    "max_replicas": had_max,
+                    "api_version": version,
+                    "resource_version": rv,
+                },
+                after={
+                    "min_replicas": out.spec.min_replicas,
+                    "max_replicas": out.spec.max_replicas,
+                },
                 message=f"min/max replicas {had_min}/{had_max} → {new_min}/{new_max}",
-            )  # fmt: skip
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)
 
@@ -276,21 +307,36 @@ class WorkloadActions(Reads):
             resources = {p: {k: (v or None) for k, v in changes[p].items()} for p in _PARTS}
             body = {
                 "metadata": {"resourceVersion": obj.metadata.resource_version},
-                "spec": {"template": {"spec": {"containers": [
-                    {"name": container, "resources": {p: v for p, v in resources.items() if v}}
-                ]}}},
-            }  # fmt: skip
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": container,
+                                    "resources": {p: v for p, v in resources.items() if v},
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
             out = self._patch(
                 ref, resource, "apps", patch, body, dry_run=dry_run, content_type=STRATEGIC
             )
             new = next(c for c in out.spec.template.spec.containers if c.name == container)
             after = _resources(new)
             return self._result(
-                ActionKind.PATCH_RESOURCES, ref, started, dry_run=dry_run,
-                before={"container": container, **had,
-                        "resource_version": obj.metadata.resource_version},
+                ActionKind.PATCH_RESOURCES,
+                ref,
+                started,
+                dry_run=dry_run,
+                before={
+                    "container": container,
+                    **had,
+                    "resource_version": obj.metadata.resource_version,
+                },
                 after={"container": container, **after},
                 message=f"container {container}: resources {had} → {after}",
-            )  # fmt: skip
+            )
 
         return self._call.retry_conflicts(str(ref), attempt)

@@ -48,7 +48,9 @@ class KubernetesCluster(WorkloadActions, PodNodeActions):
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
                 config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=str(settings.kubeconfig) if settings.kubeconfig else None,
+                    config_file=str(settings.kubeconfig.expanduser())
+                    if settings.kubeconfig
+                    else None,
                     context=settings.context,
                     client_configuration=configuration,
                     persist_config=False,
