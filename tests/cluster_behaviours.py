@@ -22,10 +22,17 @@ OLD_IMAGE, NEW_IMAGE = "shop/api:1.0", "shop/api:1.1"
 # ====================================================================== the world
 @dataclass(frozen=True)
 class World:
-    """What a behaviour may rely on: a Deployment ``api`` (2 replicas, revision 2: image
-    1.0 then 1.1, container ``app`` with 64Mi/128Mi memory), two of its pods Running and
-    Ready, a Ready schedulable node, and an HPA (min 1, max 5) on the Deployment.
-    ``settle`` waits until the cluster's controllers have caught up with a change."""
+    """What a behaviour may rely on, set up by the implementation under test:
+
+    - namespace ``namespace`` with a Deployment ``api`` (selector ``app=api``) at 2
+      replicas and revision 2 (image ``OLD_IMAGE`` then ``NEW_IMAGE``), one container
+      ``app`` with requests cpu 100m / memory 64Mi and limit memory 128Mi;
+    - ``pods``: two of its pods, Running and Ready, not yet bound to a node;
+    - ``node``: a Ready, schedulable node with 4 CPUs allocatable;
+    - ``hpa``: an HPA on the Deployment, min 1, max 5.
+
+    ``settle`` waits until the cluster's controllers have caught up with a change (a
+    no-op where changes are immediate)."""
 
     namespace: str
     deployment: ObjectRef
@@ -50,7 +57,7 @@ def check_reads(cluster: Cluster, w: World) -> None:
     pods = {p.ref: p for p in cluster.list_pods(w.namespace, wl.selector)}
     for ref in w.pods:
         assert pods[ref].ready and pods[ref].phase == "Running"
-        assert pods[ref].owner is not None and pods[ref].owner.kind == "ReplicaSet"
+        assert pods[ref].owner is not None  # a ReplicaSet on Kubernetes
         assert cluster.owner_workload(ref) == w.deployment
     assert cluster.list_pods(w.namespace, {"app": "nothing-has-this"}) == []
     node = next(n for n in cluster.list_nodes() if n.name == w.node)

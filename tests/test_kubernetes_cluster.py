@@ -175,3 +175,26 @@ def test_bad_connection_settings_are_config_errors(tmp_path: Any, kube: kf.KubeS
         )
     with pytest.raises(ValueError, match="in_cluster is on"):
         KubernetesSettings(in_cluster=True, kubeconfig=kube.kubeconfig)
+
+
+def test_events_show_what_vigil_did_on_the_object(
+    kube: kf.KubeServer, worlds: kf.WorldPool, admin_cluster: Any
+) -> None:
+    from kubernetes import client
+
+    w = worlds.take()
+    admin_cluster.record_event(w.deployment, "VigilScaled", "scaled 2 → 4 replicas (saturation)")
+    admin_cluster.record_event(
+        ObjectRef("Node", None, w.node), "VigilCordoned", "node under pressure", warning=True
+    )
+    core = client.CoreV1Api(kube.admin())
+    uid = client.AppsV1Api(kube.admin()).read_namespaced_deployment("api", w.namespace).metadata.uid
+    # the field selector kubectl describe uses to find an object's events
+    found = core.list_namespaced_event(w.namespace, field_selector=f"involvedObject.uid={uid}")
+    (event,) = [e for e in found.items if e.reason == "VigilScaled"]
+    assert (event.type, event.source.component) == ("Normal", "vigil")
+    assert event.message == "scaled 2 → 4 replicas (saturation)"
+    on_node = core.list_namespaced_event(
+        "default", field_selector=f"involvedObject.name={w.node},reason=VigilCordoned"
+    )
+    assert [e.type for e in on_node.items] == ["Warning"]

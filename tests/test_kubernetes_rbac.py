@@ -77,6 +77,7 @@ def test_the_agent_can_read_and_do_every_action_where_bound(
     for act in actions:
         assert act(True).status == ActionStatus.DRY_RUN
         assert act(False).status == ActionStatus.SUCCEEDED
+    agent.record_event(w.deployment, "VigilScaled", "scaled 2 → 3 replicas")
     w.settle(w.deployment)
     undone = agent.rollout_undo(w.deployment, dry_run=False)
     assert undone.status == ActionStatus.SUCCEEDED

@@ -10,18 +10,31 @@ RBAC rule, ``NotFoundError``, ``DisruptionBudgetBlocked``, ``RateLimited``,
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from vigil.actions.kubernetes._errors import Op
 from vigil.actions.kubernetes._pod_node_actions import PodNodeActions
 from vigil.actions.kubernetes._workload_actions import WorkloadActions
 from vigil.actions.kubernetes.settings import KubernetesSettings
-from vigil.core import ConfigError
+from vigil.core import ConfigError, ObjectRef
 
 if TYPE_CHECKING:
     from vigil.core import Clock
 
 __all__ = ["KubernetesCluster"]
+
+# Kind → (resource, API group, API, read method) to find an object's uid for an Event.
+_READERS = {
+    "Deployment": ("deployments", "apps", "_apps", "read_namespaced_deployment"),
+    "StatefulSet": ("statefulsets", "apps", "_apps", "read_namespaced_stateful_set"),
+    "DaemonSet": ("daemonsets", "apps", "_apps", "read_namespaced_daemon_set"),
+    "ReplicaSet": ("replicasets", "apps", "_apps", "read_namespaced_replica_set"),
+    "Pod": ("pods", "", "_core", "read_namespaced_pod"),
+    "Node": ("nodes", "", "_core", "read_node"),
+    "Namespace": ("namespaces", "", "_core", "read_namespace"),
+}
 
 
 class KubernetesCluster(WorkloadActions, PodNodeActions):
@@ -70,3 +83,52 @@ class KubernetesCluster(WorkloadActions, PodNodeActions):
         # silently resend a PATCH or DELETE.
         configuration.retries = False
         return cls(client.ApiClient(configuration), settings, clock=clock, sleep=sleep)
+
+    def record_event(
+        self, ref: ObjectRef, reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        """Post a Kubernetes Event on ``ref`` (``kubectl describe`` shows it), so people
+        looking at the object see what vigil did and why. Not part of the ``Cluster``
+        port: the agent calls it after journaling an action and treats a failure as
+        harmless. Events about nodes go to the ``default`` namespace, as kubelet's do."""
+        from datetime import UTC
+
+        if ref.kind == "HorizontalPodAutoscaler":
+            api: Any = self._autoscaling()[0]
+            resource, group, read = (
+                "horizontalpodautoscalers",
+                "autoscaling",
+                api.read_namespaced_horizontal_pod_autoscaler,
+            )
+        else:
+            resource, group, attr, method = _READERS[ref.kind]
+            read = getattr(getattr(self, attr), method)
+        obj = self._get(ref, resource, group, read)
+        namespace = ref.namespace or "default"
+        stamp = self._clock.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": "vigil-", "namespace": namespace},
+            "involvedObject": {
+                "kind": ref.kind,
+                "namespace": ref.namespace,
+                "name": ref.name,
+                "uid": obj.metadata.uid,
+                "apiVersion": obj.api_version,
+                "resourceVersion": obj.metadata.resource_version,
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": "vigil", "host": socket.gethostname()},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": "vigil",
+            "reportingInstance": socket.gethostname(),
+        }
+        self._call(
+            Op("create", "events", "", namespace, str(ref)),
+            lambda: self._core.create_namespaced_event(
+                namespace, body, _request_timeout=self._timeout
+            ),
+        )
