@@ -9,6 +9,7 @@ rollouts, StatefulSets, API discovery, connection settings).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -175,6 +176,9 @@ def test_bad_connection_settings_are_config_errors(tmp_path: Any, kube: kf.KubeS
         )
     with pytest.raises(ValueError, match="in_cluster is on"):
         KubernetesSettings(in_cluster=True, kubeconfig=kube.kubeconfig)
+    if "KUBERNETES_SERVICE_HOST" not in os.environ:  # i.e. not running inside a pod
+        with pytest.raises(ConfigError, match=r"in-cluster ServiceAccount.*in_cluster"):
+            KubernetesCluster.from_settings(KubernetesSettings(in_cluster=True))
 
 
 def test_events_show_what_vigil_did_on_the_object(

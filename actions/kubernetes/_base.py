@@ -18,13 +18,13 @@ from vigil.actions.kubernetes._errors import ActionRejected, Op
 from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ActionKind, ActionResult, ActionStatus, Clock, ObjectRef, SystemClock
 
-__all__ = ["MERGE", "STRATEGIC", "ClusterBase"]
+__all__ = ["JSON_PATCH", "MERGE", "STRATEGIC", "WORKLOAD_RESOURCES", "ClusterBase"]
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
-# Kind → (plural resource, API group) for the workload kinds vigil reads and acts on.
+# Kind → plural resource (API group apps) for the workload kinds vigil acts on.
 WORKLOAD_RESOURCES = {
     "Deployment": "deployments",
     "StatefulSet": "statefulsets",

@@ -36,9 +36,10 @@ class Reads(ClusterBase):
         )
         return sorted(ns.metadata.name for ns in found.items)
 
-    def _list(self, verb_target: tuple[str, str], namespace: str | None, **kw: Any) -> list[Any]:
-        """List one resource in a namespace or across all of them."""
-        resource, group = verb_target
+    def _list(self, resource_group: tuple[str, str], namespace: str | None, **kw: Any) -> list[Any]:
+        """List one resource (pods, deployments, statefulsets, replicasets) in a namespace
+        or across all of them."""
+        resource, group = resource_group
         api = self._core if group == "" else self._apps
         singular = {
             "pods": "pod",
