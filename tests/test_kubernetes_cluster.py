@@ -202,3 +202,17 @@ def test_events_show_what_vigil_did_on_the_object(
         "default", field_selector=f"involvedObject.name={w.node},reason=VigilCordoned"
     )
     assert [e.type for e in on_node.items] == ["Warning"]
+
+
+def test_lists_are_read_in_pages(kube: kf.KubeServer, worlds: kf.WorldPool) -> None:
+    from vigil.actions.kubernetes import KubernetesCluster, KubernetesSettings
+
+    w = worlds.take()
+    paged = KubernetesCluster.from_settings(
+        KubernetesSettings(kubeconfig=kube.kubeconfig, list_page_size=1)
+    )
+    whole = KubernetesCluster.from_settings(KubernetesSettings(kubeconfig=kube.kubeconfig))
+    assert [p.ref for p in paged.list_pods(w.namespace)] == sorted(w.pods)
+    assert paged.list_workloads(w.namespace) == whole.list_workloads(w.namespace)
+    # two ReplicaSets, one per page, still give the rollout time of the newest
+    assert paged.get_workload(w.deployment).last_rollout_at is not None

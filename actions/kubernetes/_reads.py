@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from vigil.actions.kubernetes._base import ClusterBase
@@ -20,6 +21,15 @@ from vigil.actions.kubernetes._errors import ActionRejected, Op
 from vigil.core import HpaInfo, NodeInfo, ObjectRef, PodInfo, WorkloadInfo
 
 __all__ = ["Reads"]
+
+
+def _continue_token(meta: Any) -> str | None:
+    """The list's continue token (``var_continue`` in the pydantic-based client 37+,
+    ``_continue`` before)."""
+    if meta is None:
+        return None
+    token = getattr(meta, "var_continue", None) or getattr(meta, "_continue", None)
+    return str(token) if token else None
 
 
 def _where(namespace: str | None) -> str:
@@ -49,12 +59,23 @@ class Reads(ClusterBase):
         }[resource]
         if namespace is None:
             method = getattr(api, f"list_{singular}_for_all_namespaces")
-            call = lambda: method(_request_timeout=self._timeout, **kw)  # noqa: E731
+            args: tuple[str, ...] = ()
         else:
             method = getattr(api, f"list_namespaced_{singular}")
-            call = lambda: method(namespace, _request_timeout=self._timeout, **kw)  # noqa: E731
+            args = (namespace,)
         op = Op("list", resource, group, namespace, f"{resource} in {_where(namespace)}")
-        return list(self._call(op, call).items)
+        items: list[Any] = []
+        token: str | None = None
+        while True:  # pages of list_page_size, so a large cluster never needs one huge answer
+            request = partial(
+                method, *args, limit=self._settings.list_page_size, _continue=token,
+                _request_timeout=self._timeout, **kw,
+            )  # fmt: skip
+            page = self._call(op, request)
+            items.extend(page.items)
+            token = _continue_token(page.metadata)
+            if not token:
+                return items
 
     def _rollout_times(self, namespace: str | None) -> dict[str, datetime]:
         """Deployment uid → creation time of the ReplicaSet of its newest revision."""

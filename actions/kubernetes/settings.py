@@ -102,6 +102,15 @@ class KubernetesSettings(BaseModel):
             "Requests allowed at once above qps (client-go's burst); 20 = two seconds of qps."
         ),
     )
+    list_page_size: int = Field(
+        default=500,
+        ge=1,
+        le=10000,
+        description=(
+            "Objects per page when listing pods, workloads and ReplicaSets (limit/continue); "
+            "500 is kubectl's chunk size, small enough for the API server's memory."
+        ),
+    )
     field_manager: str = Field(
         default="vigil",
         min_length=1,
