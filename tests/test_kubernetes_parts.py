@@ -231,3 +231,16 @@ def test_public_surface() -> None:
 
     for name in adapter.__all__:
         assert getattr(adapter, name).__doc__, name
+
+
+def test_kube_tests_skip_with_a_reason_without_the_shared_tools(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.kubefixture import skip_reason
+
+    assert "set VIGIL_SHARED_DIR" in str(skip_reason(None))
+    assert "kube-up.sh is missing" in str(skip_reason(tmp_path))
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "kube-up.sh").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert "needs 'etcd' on PATH (apt-get install -y etcd-server" in str(skip_reason(tmp_path))
