@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -80,8 +81,6 @@ class Caller:
     """Runs API requests with throttling, bounded 429 waits and error translation."""
 
     def __init__(self, settings: KubernetesSettings, *, sleep: Callable[[float], None]) -> None:
-        import time
-
         self._settings = settings
         self._sleep = sleep
         self._bucket = TokenBucket(

@@ -87,10 +87,6 @@ class ApiServerUnavailable(SourceUnavailable):
     """The API server could not be reached, timed out, dropped the connection or said 5xx."""
 
 
-class ConflictSignal(Exception):
-    """A 409 inside one attempt: the caller re-reads and tries again (never leaves the adapter)."""
-
-
 def status_message(exc: Any) -> str:
     """The ``message`` of a Kubernetes ``Status`` body, else the HTTP reason."""
     body = getattr(exc, "body", None)
@@ -163,7 +159,9 @@ def translate(exc: Any, op: Op, *, delay: float) -> Exception:
     if status == 404:
         return NotFoundError(f"{op.target}: not found ({said})")
     if status == 409:
-        return ConflictPersisted(f"{op.target}: {op.describe()} kept conflicting: {said}")
+        return ConflictPersisted(
+            f"{op.target}: {op.describe()} conflicted with a newer version: {said}"
+        )
     if status == 429:
         if is_disruption_budget(exc):
             causes = "; ".join(str(c.get("message", "")) for c in status_causes(exc)) or said
