@@ -206,3 +206,23 @@ def test_forbidden_message_for_cluster_scoped_resources(kube: kf.KubeServer) -> 
         cluster.list_nodes()
     with pytest.raises(Forbidden, match=r"verb 'get' on 'nodes' \(core\) cluster-wide"):
         cluster.cordon("any-node", dry_run=True)
+
+
+def test_the_context_option_picks_the_identity(
+    kube: kf.KubeServer, worlds: kf.WorldPool, shipped_rbac: dict[str, Any], tmp_path: Any
+) -> None:
+    """One kubeconfig, two contexts: ``kubernetes.context`` decides who vigil acts as."""
+    from vigil.actions.kubernetes import Forbidden, KubernetesCluster, KubernetesSettings
+
+    doc = yaml.safe_load(kube.kubeconfig_for("admin", kube.admin_token).read_text())
+    doc["users"].append({"name": "agent", "user": {"token": kube.agent_token}})
+    doc["contexts"].append({"name": "agent", "context": {"cluster": "c", "user": "agent"}})
+    both = tmp_path / "kubeconfig"
+    both.write_text(yaml.safe_dump(doc))
+
+    w = worlds.take()  # not bound for vigil-act: only the admin may scale here
+    admin = KubernetesCluster.from_settings(KubernetesSettings(kubeconfig=both))
+    agent = KubernetesCluster.from_settings(KubernetesSettings(kubeconfig=both, context="agent"))
+    assert admin.scale(w.deployment, 3, dry_run=True).status == ActionStatus.DRY_RUN
+    with pytest.raises(Forbidden, match="system:serviceaccount:vigil:vigil"):
+        agent.scale(w.deployment, 3, dry_run=True)
