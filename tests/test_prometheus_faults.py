@@ -202,7 +202,17 @@ def test_timeout_is_source_unavailable() -> None:
          "result[0]: a sample value is not a number"),
         (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {"__name__": "up"}, "values": [[T.timestamp() + 17, "1"]]}]}}),
-         "result[0]: points are not on the requested grid"),
+         "result[0]: points must be [time, \"value\"] pairs on the requested grid (time "
+         "1795176017.0 is not on the step grid)"),
+        (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up"}, "values": [[T.timestamp(), "1"],
+             [T.timestamp() + 180, "1"], [T.timestamp() + 120, "1"], [T.timestamp() + 240, "1"]
+             ]}]}}),
+         "times are not strictly increasing"),
+        (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up"}, "values": [[T.timestamp() - 60, "1"]]}]}}),
+         "result[0]: points are outside the requested range (start 1795176000, end "
+         "1795179600, step 60s)"),
         (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {"job": 3}, "values": []}]}}),
          "result[0]: label 'job'=3 is not a string pair"),
