@@ -35,9 +35,12 @@ __all__ = [
     "data_list",
     "decode_instant",
     "decode_matrix",
+    "error_detail",
+    "excerpt",
     "format_ms",
     "label_key",
     "parse_json",
+    "retry_after_seconds",
     "unwrap",
 ]
 
@@ -284,3 +287,31 @@ def _point(pair: Any, where: str) -> tuple[float, float]:
     if not math.isfinite(when):
         raise BadAnswer(f"{where}: time {pair[0]!r} is not finite")
     return value, when
+
+
+def error_detail(body: bytes) -> str:
+    """Prometheus' ``errorType: error`` from an error answer, else an excerpt of the body."""
+    try:
+        doc = parse_json(body)
+    except ValueError:
+        return excerpt(body)
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        kind = doc.get("errorType")
+        return f"{kind}: {doc['error']}" if kind else doc["error"]
+    return excerpt(body)
+
+
+def excerpt(body: bytes, limit: int = 120) -> str:
+    text = body[:limit].decode("utf-8", "replace").strip()
+    if not text:
+        return "(empty body)"
+    return repr(text + ("…" if len(body) > limit else ""))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from Prometheus proxies, fall back to backoff
