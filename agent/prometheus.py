@@ -235,10 +235,16 @@ class PrometheusSource:
         if len(chunks) == 1 or self.max_workers == 1:
             parts = [self._range_chunk(promql, c, grid) for c in chunks]
         else:
-            with ThreadPoolExecutor(
+            pool = ThreadPoolExecutor(
                 max_workers=min(self.max_workers, len(chunks)), thread_name_prefix="prom-chunk"
-            ) as pool:
-                parts = list(pool.map(lambda c: self._range_chunk(promql, c, grid), chunks))
+            )
+            try:
+                futures = [pool.submit(self._range_chunk, promql, c, grid) for c in chunks]
+                parts = [f.result() for f in futures]
+            finally:
+                # On the first failure, chunks not yet started are dropped rather than
+                # each retrying against a server that is down.
+                pool.shutdown(wait=True, cancel_futures=True)
         return _stitch(parts, grid, promql)
 
     def series(self, selector: str, start: datetime, end: datetime) -> list[Mapping[str, str]]:
@@ -346,6 +352,12 @@ class PrometheusSource:
                 continue
             except requests.exceptions.ConnectionError as exc:
                 last = f"connection failed: {_root_cause(exc)}"
+                continue
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                last = f"answer cut off or corrupt: {_root_cause(exc)}"
                 continue
             except requests.exceptions.RequestException as exc:
                 raise SourceUnavailable(
