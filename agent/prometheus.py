@@ -46,6 +46,7 @@ from vigil.agent._prometheus_decode import (
     format_ms,
     label_key,
     parse_json,
+    paused_gc,
     retry_after_seconds,
     unwrap,
 )
@@ -169,7 +170,7 @@ class PrometheusSource:
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
-        self._client.close()
+        self._session.close()
 
     def __enter__(self) -> PrometheusSource:
         return self
@@ -185,7 +186,7 @@ class PrometheusSource:
         params = {"query": promql}
         if at is not None:
             params["time"] = format_ms(_ms(at, "at"))
-        doc = self._call("/api/v1/query", params, promql)
+        doc = self._get("/api/v1/query", params, promql)
         try:
             kind, result = unwrap(doc, ("vector", "scalar", "matrix", "string"))
             if kind in ("matrix", "string"):
@@ -254,7 +255,7 @@ class PrometheusSource:
         if end_ms < start_ms:
             raise QueryError(f"series {selector!r}: end is before start", query=selector)
         params = {"match[]": selector, "start": format_ms(start_ms), "end": format_ms(end_ms)}
-        doc = self._call("/api/v1/series", params, selector)
+        doc = self._get("/api/v1/series", params, selector)
         try:
             rows = data_list(doc)
             keys = sorted({label_key(row, f"data[{i}]") for i, row in enumerate(rows)})
@@ -275,7 +276,7 @@ class PrometheusSource:
             _check_query(selector)
             params["match[]"] = selector
         path = f"/api/v1/label/{label}/values"
-        doc = self._call(path, params, selector or label)
+        doc = self._get(path, params, selector or label)
         try:
             values = data_list(doc)
             if not all(isinstance(v, str) for v in values):
@@ -295,15 +296,31 @@ class PrometheusSource:
             "end": format_ms(chunk.end_ms),
             "step": format_ms(chunk.step_ms),
         }
-        doc = self._call("/api/v1/query_range", params, promql)
-        try:
-            _, result = unwrap(doc, ("matrix",))
-            return list(decode_matrix(result, grid))
-        except BadAnswer as exc:
-            raise self._garbage("/api/v1/query_range", exc) from None
+        path = "/api/v1/query_range"
+        body = self._call(path, params, promql)
+        # Parsed, decoded and freed with the collector off: millions of short-lived lists.
+        with paused_gc():
+            doc = self._json(path, body)
+            try:
+                parts = list(decode_matrix(unwrap(doc, ("matrix",))[1], grid))
+            except BadAnswer as exc:
+                raise self._garbage(path, exc) from None
+            finally:
+                del doc  # freed here, while the collector is still off
+        return parts
 
-    def _call(self, path: str, params: dict[str, str], query: str) -> Any:
-        """One API call with retries; the parsed JSON of a 2xx answer."""
+    def _get(self, path: str, params: dict[str, str], query: str) -> Any:
+        """One API call with retries; the parsed JSON of its 2xx answer."""
+        return self._json(path, self._call(path, params, query))
+
+    def _json(self, path: str, body: bytes) -> Any:
+        try:
+            return parse_json(body)
+        except ValueError:
+            raise self._garbage(path, BadAnswer(f"the body is not JSON: {excerpt(body)}")) from None
+
+    def _call(self, path: str, params: dict[str, str], query: str) -> bytes:
+        """One API call with retries; the body of a 2xx answer."""
         import requests
 
         url = self.url + path
@@ -366,12 +383,7 @@ class PrometheusSource:
                 ) from exc
             status = resp.status_code
             if 200 <= status < 300:
-                try:
-                    return parse_json(body)
-                except ValueError:
-                    raise self._garbage(
-                        path, BadAnswer(f"the body is not JSON: {excerpt(body)}")
-                    ) from None
+                return body
             detail = error_detail(body)
             if status in _RETRY_STATUS or status >= 500:
                 last = f"HTTP {status}: {detail}"
@@ -469,8 +481,7 @@ def _connect(
     that every attempt is logged and the final error names the cause."""
     import requests
     from prometheus_api_client import PrometheusConnect
-    from requests.adapters import HTTPAdapter
-    from urllib3.util import Retry
+    from requests.adapters import HTTPAdapter, Retry
 
     session = requests.Session()
     session.verify = verify
