@@ -315,9 +315,13 @@ class PrometheusSource:
 
     def _json(self, path: str, body: bytes) -> Any:
         try:
-            return parse_json(body)
+            doc = parse_json(body)
         except ValueError:
             raise self._garbage(path, BadAnswer(f"the body is not JSON: {excerpt(body)}")) from None
+        if isinstance(doc, dict) and doc.get("warnings"):
+            # e.g. a Thanos store that did not answer: the data may be partial.
+            log.warning("prometheus %s%s: %s", self.url, path, doc["warnings"])
+        return doc
 
     def _call(self, path: str, params: dict[str, str], query: str) -> bytes:
         """One API call with retries; the body of a 2xx answer."""

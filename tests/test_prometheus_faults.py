@@ -197,6 +197,16 @@ def test_connection_dropped_every_time_names_the_cause(canned: Canned) -> None:
     assert "IncompleteRead" in str(err.value)
 
 
+def test_partial_answer_warnings_are_logged(
+    canned: Canned, caplog: pytest.LogCaptureFixture
+) -> None:
+    canned.answer(200, {**MATRIX_OK, "warnings": ["store 10.0.0.7:10901 did not answer"]})
+    with make(canned.url) as src:
+        (series,) = query_range(src)  # type: ignore[misc]
+    assert series.valid_count() == 1
+    assert "store 10.0.0.7:10901 did not answer" in caplog.text
+
+
 def test_retry_after_is_honoured_up_to_the_cap(canned: Canned) -> None:
     canned.answer(429, b"slow down", Retry_After="7").answer(200, MATRIX_OK)
     sleeps = Sleeps()
