@@ -60,8 +60,34 @@ class PrometheusSettings(_Group):
     backoff: Seconds = Field(
         0.5, description="Seconds of the first retry wait; doubles on each retry."
     )
+    backoff_max: Seconds = Field(
+        30.0,
+        description="Seconds: cap on each retry wait and on Retry-After; also the retry delay "
+        "suggested to the scheduler when Prometheus stays down.",
+    )
     max_workers: int = Field(
         4, ge=1, le=32, description="Parallel chunk fetches; 4 keeps Prometheus load modest."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers, e.g. X-Scope-OrgID for multi-tenant back ends.",
+    )
+    compression: bool = Field(
+        False,
+        description="Ask for gzip; off because Prometheus compresses at ~15 MB/s per core, "
+        "slower than a LAN.",
+    )
+    max_points_per_request: int = Field(
+        11_000,
+        ge=1,
+        le=11_000,
+        description="Points per series per request; longer ranges are chunked (Prometheus' "
+        "limit is 11,000).",
+    )
+    max_points: int = Field(
+        1_000_000,
+        ge=1,
+        description="Points per series per query at most; refuses a runaway range before asking.",
     )
     bearer_token: SecretStr | None = Field(
         None, description="Bearer token sent as `Authorization: Bearer …` (secret)."
