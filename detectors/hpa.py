@@ -37,9 +37,7 @@ class HpaBehaviour:
 
     def __post_init__(self) -> None:
         if not 0 < self.target_utilisation <= 1:
-            raise ValueError(
-                f"target_utilisation must be in (0, 1], got {self.target_utilisation}"
-            )
+            raise ValueError(f"target_utilisation must be in (0, 1], got {self.target_utilisation}")
         if not 1 <= self.min_replicas <= self.max_replicas:
             raise ValueError(
                 f"need 1 <= min_replicas ({self.min_replicas}) <= "
@@ -52,6 +50,7 @@ class HpaBehaviour:
 def hpa_recommendation(
     demand: float,
     capacity: float,
+    *,
     target: float,
     tolerance: float,
     current: int,
@@ -97,7 +96,13 @@ class HpaEmulator:
         b = self.behaviour
         current = self.replicas
         raw = hpa_recommendation(
-            observed_demand, self.capacity, b.target_utilisation, b.tolerance, current, ready, unready
+            observed_demand,
+            self.capacity,
+            target=b.target_utilisation,
+            tolerance=b.tolerance,
+            current=current,
+            ready=ready,
+            unready=unready,
         )
         stabilised = self._stabilise(now, raw, current)
         desired = self._rate_limit(now, stabilised, current)

@@ -124,7 +124,9 @@ def simulate(
     """
     start = float(trace.timestamps[0])
     end = float(trace.timestamps[-1]) + trace.step
-    times = start + sync_s * np.arange(math.ceil((end - start) / sync_s))
+    times: FloatArray = start + sync_s * np.arange(
+        math.ceil((end - start) / sync_s), dtype=np.float64
+    )
     demand = trace.demand_at(times, interpolate=interpolate)
     observed = trace.demand_at(times - delay_s, interpolate=interpolate)
     visible = np.searchsorted(trace.timestamps, times - delay_s, side="right")
@@ -147,12 +149,21 @@ def simulate(
             del created[want:]
         desired[k] = want
         ready_out[k] = min(ready, want)
-    score = _score(times, demand, desired, ready_out, capacity, scored_from, sync_s)
+    score = _score(
+        times,
+        demand=demand,
+        desired=desired,
+        ready=ready_out,
+        capacity=capacity,
+        scored_from=scored_from,
+        sync_s=sync_s,
+    )
     return ReplayRun(name, times, desired, ready_out, score)
 
 
 def _score(
     times: FloatArray,
+    *,
     demand: FloatArray,
     desired: IntArray,
     ready: IntArray,

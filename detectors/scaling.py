@@ -100,9 +100,7 @@ class PredictiveScaler:
         self.model.observe(timestamp, value)
         self._last_ts = timestamp
 
-    def _forecast_need(
-        self, now: float, current: int
-    ) -> tuple[int | None, float | None, str]:
+    def _forecast_need(self, now: float, current: int) -> tuple[int | None, float | None, str]:
         """Pods for the points that can land in [now, now + lead]: the HPA's rule on the
         expected demand, and the upper quantile within ``forecast_utilisation``."""
         model = self.model

@@ -13,7 +13,6 @@ bands, calm ones narrow, and the band adapts as a series changes character.
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
