@@ -18,7 +18,7 @@ from vigil.detectors.forecasting.holt_winters import (
     StatsmodelsHoltWinters,
     holt_winters_filter,
 )
-from vigil.detectors.forecasting.naive import SeasonalNaive
+from vigil.detectors.forecasting.naive import LastValue, SeasonalNaive
 from vigil.detectors.forecasting.online import OnlineDemandForecaster
 from vigil.detectors.forecasting.selection import AutoForecaster, backtest_mase, mase_scale
 
@@ -28,6 +28,7 @@ __all__ = [
     "Forecaster",
     "FourierRegression",
     "HoltWinters",
+    "LastValue",
     "OnlineDemandForecaster",
     "Prediction",
     "SeasonalNaive",

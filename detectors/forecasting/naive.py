@@ -18,7 +18,7 @@ from vigil.detectors.forecasting.base import (
     residual_quantiles,
 )
 
-__all__ = ["SeasonalNaive"]
+__all__ = ["LastValue", "SeasonalNaive"]
 
 
 class SeasonalNaive:
@@ -60,3 +60,22 @@ class SeasonalNaive:
             growth=growth,
             quantiles=tuple(float(q) for q in quantiles),
         )
+
+
+class LastValue(SeasonalNaive):
+    """The next points equal the last one: hard to beat an hour ahead on bursty series."""
+
+    name = "last-value"
+    version = "1"
+
+    def min_history(self, periods: Sequence[int]) -> int:
+        return 3
+
+    def predict(
+        self,
+        history: FloatArray,
+        horizon: int,
+        periods: Sequence[int],
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    ) -> Prediction:
+        return super().predict(history, horizon, (), quantiles)

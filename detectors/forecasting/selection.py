@@ -16,7 +16,7 @@ import numpy as np
 from vigil.detectors.forecasting.base import DEFAULT_QUANTILES, FloatArray, Forecaster, Prediction
 from vigil.detectors.forecasting.fourier import FourierRegression
 from vigil.detectors.forecasting.holt_winters import HoltWinters
-from vigil.detectors.forecasting.naive import SeasonalNaive
+from vigil.detectors.forecasting.naive import LastValue, SeasonalNaive
 
 __all__ = ["AutoForecaster", "backtest_mase", "mase_scale"]
 
@@ -68,7 +68,9 @@ class AutoForecaster:
         origins: int = 3,
         reselect_every: int = 24,
     ) -> None:
-        self.candidates = list(candidates or (SeasonalNaive(), HoltWinters(), FourierRegression()))
+        self.candidates = list(
+            candidates or (SeasonalNaive(), LastValue(), HoltWinters(), FourierRegression())
+        )
         if not self.candidates:
             raise ValueError("AutoForecaster needs at least one candidate")
         self.origins = origins
