@@ -21,6 +21,9 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from vigil.core import ConfigError, WarmingUp
 from vigil.detectors.forecasting.online import OnlineDemandForecaster
 from vigil.detectors.scaling_settings import ApplyMode, ScalingSettings
@@ -31,7 +34,11 @@ __all__ = [
     "ScalingDecision",
     "ScalingReason",
     "apply_decision",
+    "learn_capacity",
 ]
+
+
+FloatArray = npt.NDArray[np.float64]
 
 
 class ScalingReason(StrEnum):
@@ -182,6 +189,23 @@ class PredictiveScaler:
     ) -> int:
         """The replay's entry point: the planned replica count."""
         return self.plan(now, observed_demand, current).replicas
+
+
+def learn_capacity(demand: FloatArray, ready_pods: FloatArray, utilisation: FloatArray) -> float:
+    """Capacity per pod from history: demand per ready pod divided by the utilisation seen.
+
+    The three arrays are aligned samples (e.g. request rate, ready pods, mean CPU
+    utilisation of requests). Samples with a utilisation under 20 % are ignored (idle pods
+    say little about their limit); the median of the rest is robust to bursts. Raises
+    ``WarmingUp`` with fewer than 12 usable samples.
+    """
+    d, n, u = (np.asarray(a, dtype=np.float64) for a in (demand, ready_pods, utilisation))
+    if not d.shape == n.shape == u.shape:
+        raise ValueError("demand, ready_pods and utilisation must be aligned arrays")
+    ok = np.isfinite(d) & np.isfinite(n) & np.isfinite(u) & (n >= 1) & (u >= 0.2) & (d > 0)
+    if int(ok.sum()) < 12:
+        raise WarmingUp("capacity per pod", have=int(ok.sum()), need=12)
+    return float(np.median(d[ok] / (n[ok] * u[ok])))
 
 
 def apply_decision(

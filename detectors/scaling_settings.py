@@ -111,9 +111,13 @@ class ScalingSettings(BaseModel):
         ),
     )
     max_step_up_percent: float = Field(
-        default=100.0,
+        default=1000.0,
         gt=0,
-        description="Largest relative scale-up per decision, in percent of current replicas.",
+        description=(
+            "Largest relative scale-up per decision, in percent of current replicas. 1000 % "
+            "lets a burst or a forecast peak be met in one step: doubling per 15 s as the "
+            "HPA does adds a sync per doubling to the start-up lag. max_replicas still caps."
+        ),
     )
     max_step_down_percent: float = Field(
         default=50.0,

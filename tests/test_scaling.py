@@ -16,6 +16,7 @@ from vigil.detectors.scaling import (
     PredictiveScaler,
     ScalingReason,
     apply_decision,
+    learn_capacity,
 )
 from vigil.detectors.scaling_settings import ApplyMode, ScalingSettings
 from vigil.detectors.traces import Trace, read_trace
@@ -57,7 +58,8 @@ def test_constant_demand_never_flaps() -> None:
     settings = ScalingSettings(capacity_per_pod=1.0, max_replicas=200)
     steady = [d.replicas for _, d in drive(PredictiveScaler(settings), trace, current=100)]
     assert set(steady) == {100}  # 70 / (1 x 0.7): not one change in two days
-    climb = [d.replicas for _, d in drive(PredictiveScaler(settings), trace, current=1)]
+    limited = settings.model_copy(update={"max_step_up_percent": 100.0})
+    climb = [d.replicas for _, d in drive(PredictiveScaler(limited), trace, current=1)]
     assert climb[:7] == [5, 10, 20, 40, 80, 100, 100]  # step-limited, then settled
     assert set(climb[6:]) == {100}
 
@@ -72,8 +74,8 @@ def test_never_below_the_reactive_need() -> None:
 
 
 def test_step_limit_is_reported() -> None:
-    scaler = PredictiveScaler(ScalingSettings(capacity_per_pod=1.0, max_step_up_pods=2))
-    d = scaler.plan(0.0, observed_demand=70.0, current=1)
+    settings = ScalingSettings(capacity_per_pod=1.0, max_step_up_pods=2, max_step_up_percent=100)
+    d = PredictiveScaler(settings).plan(0.0, observed_demand=70.0, current=1)
     assert (d.replicas, d.reason) == (3, ScalingReason.BOUND)  # max(2 pods, 100 % of 1)
 
 
@@ -174,3 +176,28 @@ def test_duplicate_timestamps_are_averaged(tmp_path: Path) -> None:
     trace = read_trace(src)
     assert trace.values.tolist() == [10.0, 30.0, 50.0]
     assert trace.merged == 1
+
+
+def test_capacity_is_learned_from_demand_per_ready_pod() -> None:
+    rng = np.random.default_rng(7)
+    pods = rng.integers(2, 10, 200).astype(float)
+    util = rng.uniform(0.3, 0.9, 200)
+    demand = pods * util * 50.0  # 50 per pod at 100 %
+    demand[:5] *= 10  # a burst of bad samples does not move the median
+    assert learn_capacity(demand, pods, util) == pytest.approx(50.0)
+    with pytest.raises(WarmingUp):
+        learn_capacity(demand[:5], pods[:5], util[:5])
+
+
+def test_forecast_view_renders_history_band_and_peak() -> None:
+    from vigil.core import Series
+    from vigil.detectors.forecast_view import forecast_view
+
+    trace = daily_trace(days=3, bursts=False)
+    series = Series("demand", {"workload": "api"}, trace.timestamps, trace.values)
+    view = forecast_view(series, horizon_s=3 * 3600)
+    assert view.forecast.mean.size == 36
+    assert view.peak_upper >= view.peak_mean
+    assert trace.timestamps[-1] < view.peak_at <= trace.timestamps[-1] + 3 * 3600
+    text = view.text(width=60, unit="req/s")
+    assert "next peak" in text and "req/s" in text and "│" in text
