@@ -33,9 +33,9 @@ def _files(paths: list[str]) -> list[Path]:
     return found
 
 
-def _one(job: tuple[Path, float | None, float, Path | None, bool, float]) -> ReplayReport:
-    path, capacity, lag, out, interpolate, delay = job
-    return replay_scaling(path, capacity, lag, out, interpolate, delay_s=delay)
+def _one(job: tuple[Path, float | None, float, Path | None, bool, float, bool]) -> ReplayReport:
+    path, capacity, lag, out, interpolate, delay, floor = job
+    return replay_scaling(path, capacity, lag, out, interpolate, delay_s=delay, with_floor=floor)
 
 
 def main() -> None:
@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=30.0, help="metric delay, seconds")
     parser.add_argument("--interpolate", action="store_true", help="linear demand between points")
     parser.add_argument("--out", type=Path, default=None, help="decisions CSV (or folder)")
+    parser.add_argument(
+        "--floor", action="store_true", help="also replay the HPA with vigil as its minReplicas"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="traces replayed in parallel")
     args = parser.parse_args()
     files = _files(args.traces)
@@ -57,7 +60,7 @@ def main() -> None:
             args.out.mkdir(parents=True, exist_ok=True)
             outs = [args.out / f"{f.stem}.decisions.csv" for f in files]
     jobs = [
-        (f, args.capacity, args.lag, o, args.interpolate, args.delay)
+        (f, args.capacity, args.lag, o, args.interpolate, args.delay, args.floor)
         for f, o in zip(files, outs, strict=True)
     ]
     start = time.perf_counter()

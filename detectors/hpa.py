@@ -91,10 +91,27 @@ class HpaEmulator:
         self._recommendations: deque[tuple[float, int]] = deque()
         self._events: deque[tuple[float, int]] = deque()  # (time, replica change)
 
-    def sync(self, now: float, observed_demand: float, ready: int, unready: int) -> int:
-        """One controller sync at ``now``: returns the new desired replica count."""
+    def sync(
+        self,
+        now: float,
+        observed_demand: float,
+        ready: int,
+        unready: int,
+        *,
+        min_replicas: int | None = None,
+    ) -> int:
+        """One controller sync at ``now``: returns the new desired replica count.
+
+        ``min_replicas`` overrides the spec's floor for this sync (vigil's ``hpa-floor``
+        mode patches it); below the floor Kubernetes scales straight to it, unthrottled.
+        """
         b = self.behaviour
         current = self.replicas
+        floor = b.min_replicas if min_replicas is None else min(min_replicas, b.max_replicas)
+        if current < floor:
+            self._events.append((now, floor - current))
+            self.replicas = floor
+            return floor
         raw = hpa_recommendation(
             observed_demand,
             self.capacity,
@@ -105,7 +122,7 @@ class HpaEmulator:
             unready=unready,
         )
         stabilised = self._stabilise(now, raw, current)
-        desired = self._rate_limit(now, stabilised, current)
+        desired = self._rate_limit(now, stabilised, current, floor)
         if desired != current:
             self._events.append((now, desired - current))
         self.replicas = desired
@@ -128,7 +145,7 @@ class HpaEmulator:
         recommendation = max(recommendation, up)
         return min(recommendation, down)
 
-    def _rate_limit(self, now: float, desired: int, current: int) -> int:
+    def _rate_limit(self, now: float, desired: int, current: int, floor: int) -> int:
         b = self.behaviour
         period = max(b.up_period_s, b.down_period_s)
         while self._events and self._events[0][0] <= now - period:
@@ -145,5 +162,5 @@ class HpaEmulator:
         if desired < current:
             start = current + removed
             limit = math.floor(start * (1 - b.down_percent / 100) + 1e-9)
-            return max(desired, limit, b.min_replicas)
-        return min(max(desired, b.min_replicas), b.max_replicas)
+            return max(desired, limit, floor)
+        return min(max(desired, floor), b.max_replicas)

@@ -28,6 +28,8 @@ from vigil.detectors.traces import Trace, default_capacity, read_trace
 
 __all__ = [
     "Controller",
+    "HpaController",
+    "HpaWithFloor",
     "ReplayReport",
     "ReplayRun",
     "ScalingScore",
@@ -65,6 +67,30 @@ class HpaController:
     ) -> int:
         self.emulator.replicas = current
         return self.emulator.sync(now, observed_demand, ready, unready)
+
+
+class HpaWithFloor:
+    """vigil in ``hpa-floor`` mode: the HPA scales on its metric, vigil moves its minReplicas.
+
+    vigil plans against its own previous floor (the only thing it writes), and the HPA
+    applies the floor on its next sync, as after a ``patch-hpa`` of ``minReplicas``.
+    """
+
+    def __init__(self, emulator: HpaEmulator, scaler: PredictiveScaler) -> None:
+        self.emulator = emulator
+        self.scaler = scaler
+        self.floor = emulator.behaviour.min_replicas
+
+    def observe(self, timestamp: float, value: float) -> None:
+        self.scaler.observe(timestamp, value)
+
+    def decide(
+        self, now: float, observed_demand: float, ready: int, unready: int, current: int
+    ) -> int:
+        plan = self.scaler.plan(now, observed_demand, self.floor)
+        self.floor = max(plan.replicas, self.emulator.behaviour.min_replicas)
+        self.emulator.replicas = current
+        return self.emulator.sync(now, observed_demand, ready, unready, min_replicas=self.floor)
 
 
 @dataclass(frozen=True)
@@ -197,6 +223,7 @@ def replay_scaling(
     target_utilisation: float = 0.7,
     max_replicas: int | None = None,
     config: ScalingSettings | None = None,
+    with_floor: bool = False,
 ) -> ReplayReport:
     """Replay one trace through the HPA emulation and vigil's policy; write vigil's decisions.
 
@@ -204,7 +231,8 @@ def replay_scaling(
     percentile needs 10 pods at ``target_utilisation``); ``max_replicas`` defaults to
     what the trace's peak needs. ``out`` receives vigil's decisions as
     ``timestamp,replicas`` rows, one per change. ``config`` overrides the policy knobs
-    (its capacity, lag and replica bounds are taken from this call).
+    (its capacity, lag and replica bounds are taken from this call). ``with_floor`` adds
+    a third run, ``floor``: the HPA with vigil moving its minReplicas (``hpa-floor`` mode).
     """
     trace = trace_csv if isinstance(trace_csv, Trace) else read_trace(Path(trace_csv))
     if lag_s < 0 or delay_s < 0:
@@ -251,6 +279,12 @@ def replay_scaling(
     report.runs["hpa"] = simulate(trace, HpaController(hpa), name="hpa", **common)  # type: ignore[arg-type]
     scaler = PredictiveScaler(policy_config)
     report.runs["vigil"] = simulate(trace, scaler, name="vigil", **common)  # type: ignore[arg-type]
+    if with_floor:
+        hpa2 = HpaEmulator(
+            HpaBehaviour(target_utilisation=target_utilisation, max_replicas=top), cap, initial
+        )
+        floor = HpaWithFloor(hpa2, PredictiveScaler(policy_config))
+        report.runs["floor"] = simulate(trace, floor, name="floor", **common)  # type: ignore[arg-type]
     if out is not None:
         write_decisions(Path(out), report.runs["vigil"])
     return report
@@ -301,18 +335,18 @@ def format_report(reports: list[ReplayReport]) -> str:
                 f"{'POOLED':<42} {name:<6} {under:>10.1f} {100 * under / scored_minutes:>8.3f} "
                 f"{hours:>10.1f} {int(actions):>8d}"
             )
-    if "hpa" in pooled and "vigil" in pooled:
-        h, v = pooled["hpa"], pooled["vigil"]
+    for name in (n for n in pooled if n != "hpa" and "hpa" in pooled):
+        h, v = pooled["hpa"], pooled[name]
         fewer = 100.0 * (1 - v[0] / h[0]) if h[0] else float("nan")
         more = 100.0 * (v[1] / h[1] - 1) if h[1] else float("nan")
         ratio = v[2] / h[2] if h[2] else float("nan")
         worse = [
             r.trace
             for r in reports
-            if r.runs["vigil"].score.under_minutes > r.runs["hpa"].score.under_minutes
+            if r.runs[name].score.under_minutes > r.runs["hpa"].score.under_minutes
         ]
         lines.append(
-            f"vigil vs HPA: {fewer:.1f} % fewer under-provisioned minutes, "
+            f"{name} vs HPA: {fewer:.1f} % fewer under-provisioned minutes, "
             f"{more:+.1f} % replica-hours, {ratio:.2f}x scaling actions; "
             f"traces worse than HPA: {', '.join(worse) if worse else 'none'}"
         )

@@ -81,3 +81,17 @@ def test_within_tolerance_keeps_replicas_and_no_metrics_keeps_scale() -> None:
 def test_bad_behaviour_is_refused() -> None:
     with pytest.raises(ValueError, match="min_replicas"):
         HpaBehaviour(min_replicas=5, max_replicas=2)
+
+
+def test_a_raised_floor_applies_at_once_and_a_lowered_one_through_the_window() -> None:
+    hpa = HpaEmulator(HpaBehaviour(max_replicas=50), capacity=1.0, initial_replicas=10)
+    assert hpa.sync(0.0, 7.0, ready=10, unready=0, min_replicas=30) == 30  # unthrottled
+    assert hpa.sync(15.0, 7.0, ready=10, unready=20, min_replicas=30) == 30
+    # floor back to 1: the HPA's own recommendation (10) waits out its 300 s window,
+    # which holds the 30 it kept at 15 s
+    desired = [
+        hpa.sync(t, 7.0, ready=30, unready=0, min_replicas=1) for t in np.arange(30.0, 400.0, 15.0)
+    ]
+    assert desired[0] == 30
+    assert desired[-1] == 10
+    assert 30.0 + 15.0 * desired.index(10) == 315.0
