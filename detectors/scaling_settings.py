@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ApplyMode", "ScalingSettings"]
+__all__ = ["ApplyMode", "ScalingGroup", "ScalingSettings", "ScalingWorkload"]
 
 
 class ApplyMode(StrEnum):
@@ -168,4 +168,90 @@ class ScalingSettings(BaseModel):
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
             )
+        return self
+
+
+class ScalingWorkload(BaseModel):
+    """One workload vigil scales: where its demand comes from, and its own knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str = Field(min_length=1, description="Kubernetes namespace of the workload.")
+    name: str = Field(min_length=1, description="Name of the Deployment or StatefulSet.")
+    kind: str = Field(
+        default="Deployment",
+        pattern="^(Deployment|StatefulSet)$",
+        description="Workload kind; both have a scale subresource.",
+    )
+    demand_query: str = Field(
+        min_length=1,
+        description=(
+            "PromQL giving the workload's total demand as one series, e.g. "
+            'sum(rate(http_requests_total{namespace="shop",service="api"}[1m])).'
+        ),
+    )
+    utilisation_query: str | None = Field(
+        default=None,
+        description=(
+            "PromQL for the pods' mean utilisation (ratio 0-1) used to learn capacity per pod "
+            "when capacity_per_pod is not set; None requires capacity_per_pod."
+        ),
+    )
+    overrides: dict[str, object] = Field(
+        default_factory=dict,
+        description="Fields of ScalingSettings that differ for this workload (same units).",
+    )
+
+    def settings(self, defaults: ScalingSettings) -> ScalingSettings:
+        """The defaults with this workload's overrides applied (validated)."""
+        return ScalingSettings.model_validate({**defaults.model_dump(), **self.overrides})
+
+
+class ScalingGroup(BaseModel):
+    """The config file's ``scaling`` group: defaults, workloads and forecast display."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=False,
+        description="Plan predictive scaling at all; off by default until workloads are listed.",
+    )
+    defaults: ScalingSettings = Field(
+        default_factory=ScalingSettings, description="Knobs for every workload."
+    )
+    workloads: list[ScalingWorkload] = Field(
+        default_factory=list, description="Workloads to scale ahead of demand."
+    )
+    history_query_s: float = Field(
+        default=8 * 86400.0,
+        gt=0,
+        description=(
+            "Seconds of demand fetched when a workload's state starts (or restarts): a week "
+            "for the daily and weekly shapes, plus a day of margin."
+        ),
+    )
+    forecast_horizon_s: float = Field(
+        default=3 * 3600.0,
+        gt=0,
+        description=(
+            "Seconds ahead shown by 'vigil forecast' and 'vigil status' (not the policy's "
+            "look-ahead, which is start-up lag + sync): three hours covers a morning ramp."
+        ),
+    )
+    quantiles: tuple[float, ...] = Field(
+        default=(0.05, 0.5, 0.95),
+        description="Forecast bands stored and shown (probabilities in (0, 1)).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ScalingGroup:
+        if any(not 0 < q < 1 for q in self.quantiles):
+            raise ValueError(f"quantiles must be in (0, 1), got {self.quantiles}")
+        for w in self.workloads:
+            merged = w.settings(self.defaults)
+            if merged.capacity_per_pod is None and w.utilisation_query is None:
+                raise ValueError(
+                    f"scaling workload {w.namespace}/{w.name}: set capacity_per_pod (in "
+                    "overrides or defaults) or a utilisation_query to learn it from"
+                )
         return self

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vigil.core import ConfigError, WarmingUp
 from vigil.detectors.forecasting import OnlineDemandForecaster
@@ -201,3 +203,60 @@ def test_forecast_view_renders_history_band_and_peak() -> None:
     assert trace.timestamps[-1] < view.peak_at <= trace.timestamps[-1] + 3 * 3600
     text = view.text(width=60, unit="req/s")
     assert "next peak" in text and "req/s" in text and "│" in text
+
+
+def test_scaling_group_validates_workloads() -> None:
+    from pydantic import ValidationError
+
+    from vigil.detectors.scaling_settings import ScalingGroup
+
+    group = ScalingGroup.model_validate(
+        {
+            "enabled": True,
+            "workloads": [
+                {
+                    "namespace": "shop",
+                    "name": "api",
+                    "demand_query": "sum(rate(http_requests_total[1m]))",
+                    "overrides": {"capacity_per_pod": 50, "startup_lag_s": 90},
+                }
+            ],
+        }
+    )
+    merged = group.workloads[0].settings(group.defaults)
+    assert (merged.capacity_per_pod, merged.startup_lag_s) == (50, 90)
+    with pytest.raises(ValidationError, match="capacity_per_pod"):
+        ScalingGroup.model_validate(
+            {"workloads": [{"namespace": "a", "name": "b", "demand_query": "x"}]}
+        )
+    with pytest.raises(ValidationError, match="min_replicas"):
+        ScalingSettings(min_replicas=5, max_replicas=2)
+    with pytest.raises(ValidationError, match="extra"):
+        ScalingSettings.model_validate({"capcity_per_pod": 1})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    demand=st.lists(st.floats(0, 500, allow_nan=False), min_size=20, max_size=80),
+    max_replicas=st.integers(1, 60),
+    min_replicas=st.integers(1, 5),
+)
+def test_plans_stay_in_bounds_and_above_the_reactive_need(
+    demand: list[float], max_replicas: int, min_replicas: int
+) -> None:
+    settings_ = ScalingSettings(
+        capacity_per_pod=10.0,
+        min_replicas=min(min_replicas, max_replicas),
+        max_replicas=max_replicas,
+    )
+    scaler = PredictiveScaler(settings_)
+    current = settings_.min_replicas
+    for i, value in enumerate(demand):
+        scaler.observe(60.0 * i, value)
+        d = scaler.plan(60.0 * i + 30.0, value, current)
+        assert settings_.min_replicas <= d.replicas <= max_replicas
+        if d.reason is ScalingReason.BOUND:  # only the max step may hold a plan back
+            assert d.replicas == current + max(4, current * 10)
+        else:
+            assert d.replicas >= min(d.reactive, max_replicas)
+        current = d.replicas
