@@ -9,6 +9,7 @@ webhook URLs) out of any text before it reaches a message or a log line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -37,7 +38,7 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
         if when.tzinfo is None:
             return None
         seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
@@ -70,7 +71,9 @@ def failure_for_status(
         410: "the webhook was removed: create a new one",
         413: "the message is too large for the receiver",
     }.get(status, "the receiver refused the message; fix the configuration or the receiver")
-    return PermanentError(f"{channel}: receiver refused the message (HTTP {status}: {reason}); {hint}")
+    return PermanentError(
+        f"{channel}: receiver refused the message (HTTP {status}: {reason}); {hint}"
+    )
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:

@@ -151,7 +151,7 @@ class SlackNotifier:
         self._client = WebClient(
             token=token,
             base_url=base_url,
-            timeout=timeout,  # urllib takes float seconds despite the int hint
+            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
             logger=_SDK_LOG,
         )
@@ -221,7 +221,10 @@ class SlackWebhookNotifier:
         self._retry_delay = retry_delay
         self._calls = _SlackCalls(name, url, timeout, retry_delay, self._clock)
         self._client = WebhookClient(
-            url, timeout=timeout, retry_handlers=[], logger=_SDK_LOG
+            url,
+            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+            retry_handlers=[],
+            logger=_SDK_LOG,
         )
 
     def __repr__(self) -> str:

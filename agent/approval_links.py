@@ -1,4 +1,4 @@
-"""Signed, expiring approval links: mint them for Slack buttons and the CLI, check them in the server.
+"""Signed, expiring approval links: minted for Slack buttons and the CLI, checked by the server.
 
 A link carries ``action``, ``decision`` (approve or deny), ``expires`` (Unix seconds)
 and ``sig`` = hex HMAC-SHA256(server.approval_secret, "action|decision|expires"). Nobody
@@ -41,7 +41,9 @@ class ApprovalLinks:
 
     def __init__(self, secret: str, base_url: str, *, ttl: float = 3600.0) -> None:
         if len(secret) < 16:
-            raise ValueError("approval secret must be at least 16 characters (server.approval_secret)")
+            raise ValueError(
+                "approval secret must be at least 16 characters (server.approval_secret)"
+            )
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"approval base URL must start with http(s)://, got {base_url!r}")
         if ttl <= 0:

@@ -177,7 +177,9 @@ class NotifyStage:
         except NotFoundError:
             return None
 
-    def _enrich(self, message: Notification, finding: Finding | None, now: datetime) -> Notification:
+    def _enrich(
+        self, message: Notification, finding: Finding | None, now: datetime
+    ) -> Notification:
         extra: dict[str, object] = {"cluster": self._cluster}
         if finding is not None:
             extra["incident"] = finding.title
@@ -192,7 +194,9 @@ class NotifyStage:
         namespace = message.namespace or (_namespace(finding) if finding else None)
         return replace(message, fields={**extra, **message.fields}, namespace=namespace)
 
-    def queue(self, findings: Iterable[Finding], messages: Sequence[Notification], now: datetime) -> None:
+    def queue(
+        self, findings: Iterable[Finding], messages: Sequence[Notification], now: datetime
+    ) -> None:
         """Queue detected → engine messages → resolved for one tick (see the module doc)."""
         since = self._since or now - self._lookback
         announced: set[str] = set()
@@ -203,16 +207,16 @@ class NotifyStage:
             self._enqueue(detected_message(finding, now=now, cluster=self._cluster),
                           finding.severity, now)  # fmt: skip
         for message in messages:
-            finding = self._finding(message.incident_key)
+            incident = self._finding(message.incident_key)
             severity = message.severity
-            if finding is not None:
-                if finding.severity.rank > severity.rank:
-                    severity = finding.severity  # the incident keeps its channels
-                if finding.id not in announced:
-                    announced.add(finding.id)
-                    self._enqueue(detected_message(finding, now=now, cluster=self._cluster),
+            if incident is not None:
+                if incident.severity.rank > severity.rank:
+                    severity = incident.severity  # the incident keeps its channels
+                if incident.id not in announced:
+                    announced.add(incident.id)
+                    self._enqueue(detected_message(incident, now=now, cluster=self._cluster),
                                   severity, now)  # fmt: skip
-            self._enqueue(self._enrich(message, finding, now), severity, now)
+            self._enqueue(self._enrich(message, incident, now), severity, now)
         for finding in self._store.findings_between(since, now):
             if finding.resolved_at is None or finding.resolved_at < since:
                 continue

@@ -57,7 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
 
-    def _reply(self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self, status: int, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         data = json.dumps(body or {}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -88,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "late":
             st.release.wait(st.stall_seconds)
         self._reply(status, body)
+        return None
 
     # -- what each path does -----------------------------------------------------------
 
@@ -108,11 +111,20 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"received": body.get("dedupe_key")}
         return 404, {"error": "no such path"}
 
-    def _accept(self, kind: str, meta: dict[str, Any], body: dict[str, Any], raw: bytes = b"") -> None:
+    def _accept(
+        self, kind: str, meta: dict[str, Any], body: dict[str, Any], raw: bytes = b""
+    ) -> None:
         st = self.server.state
         key = str(meta.get("dedupe_key", ""))
-        item = Received(kind, key, str(meta.get("incident_key", "")), str(meta.get("state", "")),
-                        body, dict(self.headers.items()), raw)
+        item = Received(
+            kind,
+            key,
+            str(meta.get("incident_key", "")),
+            str(meta.get("state", "")),
+            body,
+            dict(self.headers.items()),
+            raw,
+        )
         with st.lock:
             if kind == "update":
                 st.updates.append(item)
@@ -136,8 +148,12 @@ class _Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.next_ts += 1
                 ts = f"1700000000.{st.next_ts:06d}"
-                st.slack_messages[ts] = {"channel": channel_id, "text": body.get("text"),
-                                         "blocks": body.get("blocks"), "meta": meta}
+                st.slack_messages[ts] = {
+                    "channel": channel_id,
+                    "text": body.get("text"),
+                    "blocks": body.get("blocks"),
+                    "meta": meta,
+                }
                 if body.get("thread_ts"):
                     st.replies[str(body["thread_ts"])].append(ts)
             self._accept("reply" if body.get("thread_ts") else "post", meta, body)
@@ -147,7 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
             with st.lock:
                 if ts not in st.slack_messages:
                     return 200, {"ok": False, "error": "message_not_found"}
-                st.slack_messages[ts].update(text=body.get("text"), blocks=body.get("blocks"), meta=meta)
+                st.slack_messages[ts].update(
+                    text=body.get("text"), blocks=body.get("blocks"), meta=meta
+                )
             self._accept("update", meta, body)
             return 200, {"ok": True, "channel": channel_id, "ts": ts}
         return 200, {"ok": False, "error": "unknown_method"}
@@ -163,7 +181,9 @@ def running_receiver() -> Iterator[tuple[str, ReceiverState]]:
     """Yields ``(base_url, state)``; Slack's API is at ``base_url + "/api/"``."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.state = ReceiverState()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.state

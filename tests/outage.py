@@ -24,7 +24,12 @@ from vigil.agent.store import SqliteStore
 from vigil.core import IncidentState, ManualClock, Notification, Notifier, Severity
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-STATES = (IncidentState.DETECTED, IncidentState.ACTING, IncidentState.VERIFIED, IncidentState.RESOLVED)
+STATES = (
+    IncidentState.DETECTED,
+    IncidentState.ACTING,
+    IncidentState.VERIFIED,
+    IncidentState.RESOLVED,
+)
 
 
 def _note(incident: int, state: IncidentState, now: datetime) -> Notification:
@@ -58,9 +63,16 @@ def run_outage(
     if kind == "webhook":
         notifier = WebhookNotifier(base_url + "/hook", secret="s" * 20, timeout=0.5, clock=clock)
     else:
-        notifier = SlackNotifier(receiver.token, "#ops", base_url=base_url + "/api/", timeout=0.5, clock=clock)
-    worker = DeliveryWorker(store, {notifier.name: notifier}, clock,
-                            rate_limit_per_minute=rate_limit_per_minute, rng=random.Random(7))
+        notifier = SlackNotifier(
+            receiver.token, "#ops", base_url=base_url + "/api/", timeout=0.5, clock=clock
+        )
+    worker = DeliveryWorker(
+        store,
+        {notifier.name: notifier},
+        clock,
+        rate_limit_per_minute=rate_limit_per_minute,
+        rng=random.Random(7),
+    )
     totals = DeliveryStats()
     queued: dict[str, list[str]] = defaultdict(list)
     rng = random.Random(11)
@@ -122,6 +134,8 @@ def run_outage(
         "dead_letters": dead,
         "left_in_outbox": depth,
         "in_order": dict(arrived) == dict(queued),
-        "backlog_cleared_s_after_recovery": (drained_at - (T0 + timedelta(minutes=outage_minutes))).total_seconds(),
+        "backlog_cleared_s_after_recovery": (
+            drained_at - (T0 + timedelta(minutes=outage_minutes))
+        ).total_seconds(),
         "http_requests": receiver.requests,
     }

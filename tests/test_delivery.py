@@ -34,7 +34,11 @@ def test_an_hour_long_outage_loses_nothing_and_keeps_order(tmp_path: Path, kind:
     assert figures["received_unique"] == figures["queued"] == 100
     # the two lost responses were resent and dropped by the receiver (on Slack a lost
     # answer to chat.update repeats an edit, which is not a new message)
-    assert figures["duplicates_suppressed"] == 2 if kind == "webhook" else 1 <= figures["duplicates_suppressed"] <= 2
+    assert (
+        figures["duplicates_suppressed"] == 2
+        if kind == "webhook"
+        else 1 <= figures["duplicates_suppressed"] <= 2
+    )
     # one attempt per backoff step while down, not one per message
     assert figures["retried"] < 25
     assert figures["delivered"] == figures["queued"]
@@ -45,8 +49,11 @@ def test_a_failed_message_holds_back_its_incident_but_not_others(tmp_path: Path)
     with running_receiver() as (url, st), SqliteStore.open(tmp_path / "v.db") as store:
         hook = WebhookNotifier(url + "/hook", timeout=0.5, clock=clock)
         worker = DeliveryWorker(store, {"webhook": hook}, clock, rng=random.Random(1))
-        for n in (note("a", IncidentState.DETECTED), note("a", IncidentState.ACTING),
-                  note("b", IncidentState.DETECTED)):
+        for n in (
+            note("a", IncidentState.DETECTED),
+            note("a", IncidentState.ACTING),
+            note("b", IncidentState.DETECTED),
+        ):
             store.enqueue("webhook", n, at=T0)
         st.faults.append("429:30")
         stats = worker.drain()
