@@ -178,7 +178,7 @@ class NotifyStage:
             return None
 
     def _enrich(
-        self, message: Notification, finding: Finding | None, now: datetime
+        self, message: Notification, finding: Finding | None, severity: Severity, now: datetime
     ) -> Notification:
         extra: dict[str, object] = {"cluster": self._cluster}
         if finding is not None:
@@ -192,7 +192,9 @@ class NotifyStage:
             extra["approve_url"] = self._links.mint(action_id, "approve", now=now)
             extra["deny_url"] = self._links.mint(action_id, "deny", now=now)
         namespace = message.namespace or (_namespace(finding) if finding else None)
-        return replace(message, fields={**extra, **message.fields}, namespace=namespace)
+        return replace(
+            message, fields={**extra, **message.fields}, namespace=namespace, severity=severity
+        )
 
     def queue(
         self, findings: Iterable[Finding], messages: Sequence[Notification], now: datetime
@@ -216,7 +218,7 @@ class NotifyStage:
                     announced.add(incident.id)
                     self._enqueue(detected_message(incident, now=now, cluster=self._cluster),
                                   severity, now)  # fmt: skip
-            self._enqueue(self._enrich(message, incident, now), severity, now)
+            self._enqueue(self._enrich(message, incident, severity, now), severity, now)
         for finding in self._store.findings_between(since, now):
             if finding.resolved_at is None or finding.resolved_at < since:
                 continue
