@@ -78,3 +78,46 @@ def create_namespace(api: Any, name: str) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
+
+
+_CORE_PLURALS = {
+    "Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "ConfigMap": "configmaps",
+    "Secret": "secrets", "Service": "services", "PersistentVolumeClaim": "persistentvolumeclaims",
+}  # fmt: skip
+_PLURALS = {
+    "Deployment": "deployments", "Role": "roles", "RoleBinding": "rolebindings",
+    "ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+    "CustomResourceDefinition": "customresourcedefinitions", "Lease": "leases",
+    "ServiceMonitor": "servicemonitors", "PrometheusRule": "prometheusrules",
+}  # fmt: skip
+_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+
+
+def request(api: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One request through the client's transport; ``(status, JSON body)``."""
+    import json
+
+    req = api.param_serialize(
+        method, path, body=body,
+        header_params={"Content-Type": "application/json", "Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )  # fmt: skip
+    response = api.call_api(*req)
+    response.read()
+    return response.status, json.loads(response.data) if response.data else None
+
+
+def collection_path(doc: dict[str, Any]) -> str:
+    kind = doc["kind"]
+    group_version = doc["apiVersion"]
+    prefix = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
+    plural = _CORE_PLURALS.get(kind) or _PLURALS[kind]
+    if kind in _CLUSTER_SCOPED:
+        return f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{doc['metadata']['namespace']}/{plural}"
+
+
+def create(api: Any, doc: dict[str, Any], *, dry_run: bool = False) -> tuple[int, Any]:
+    """POST ``doc`` (``?dryRun=All`` when asked): nothing is stored on a dry run."""
+    path = collection_path(doc) + ("?dryRun=All" if dry_run else "")
+    return request(api, "POST", path, doc)
