@@ -77,10 +77,11 @@ def run_outage(
     queued: dict[str, list[str]] = defaultdict(list)
     rng = random.Random(11)
     # Each incident starts at a random minute of the outage and moves one state every
-    # few minutes; some finish (resolved) before the receiver is back.
+    # few minutes, all before the receiver is back: the whole history is the backlog.
     plan: list[tuple[int, int, IncidentState]] = []
+    span = max(1, outage_minutes - 3 * 14)
     for i in range(incidents):
-        minute = rng.randrange(outage_minutes)
+        minute = rng.randrange(span)
         for state in STATES:
             plan.append((minute, i, state))
             minute += rng.randrange(1, 15)
@@ -90,6 +91,7 @@ def run_outage(
     end = max(outage_minutes, plan[-1][0]) + 30
     recovered = False
     drained_at = None
+    backlog_at_recovery = 0
     for minute in range(end):
         now = clock.now()
         while step < len(plan) and plan[step][0] <= minute:
@@ -100,6 +102,7 @@ def run_outage(
             step += 1
         if minute >= outage_minutes and not recovered:
             recovered = True
+            backlog_at_recovery = store.outbox_depth()
             receiver.down = False
             # a few answers lost among the first deliveries after recovery
             for _ in range(lost_responses):
@@ -134,6 +137,7 @@ def run_outage(
         "dead_letters": dead,
         "left_in_outbox": depth,
         "in_order": dict(arrived) == dict(queued),
+        "backlog_at_recovery": backlog_at_recovery,
         "backlog_cleared_s_after_recovery": (
             drained_at - (T0 + timedelta(minutes=outage_minutes))
         ).total_seconds(),
