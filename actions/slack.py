@@ -28,9 +28,31 @@ if TYPE_CHECKING:
 
 __all__ = ["SlackNotifier", "SlackWebhookNotifier", "slack_metadata"]
 
-# slack-sdk logs failed requests at error level itself; its records go to this logger,
-# which the agent's logging set-up treats like any other.
-_SDK_LOG = logging.getLogger("vigil.actions.slack.sdk")
+
+class _SdkLogFilter(logging.Filter):
+    """slack-sdk's debug records carry the webhook URL and request headers: drop them, and
+    scrub the secret from anything it logs at info and above."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return False
+        text = record.getMessage()
+        if self._secret in text:
+            record.msg, record.args = scrub(text, (self._secret,)), None
+        return True
+
+
+def _sdk_logger(name: str, secret: str) -> logging.Logger:
+    """The logger slack-sdk writes to for one notifier, filtered for its secret."""
+    logger = logging.getLogger(f"vigil.actions.slack.sdk.{name}")
+    logger.filters = [f for f in logger.filters if not isinstance(f, _SdkLogFilter)]
+    logger.addFilter(_SdkLogFilter(secret))
+    return logger
+
 
 _RETRYABLE_SLACK_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "service_unavailable", "fatal_error", "internal_error",
@@ -153,7 +175,7 @@ class SlackNotifier:
             base_url=base_url,
             timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
-            logger=_SDK_LOG,
+            logger=_sdk_logger(name, token),
         )
 
     def __repr__(self) -> str:
@@ -224,7 +246,7 @@ class SlackWebhookNotifier:
             url,
             timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
-            logger=_SDK_LOG,
+            logger=_sdk_logger(name, url),
         )
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ The CLI's ``run`` command (``vigil.agent.cli``) calls, in order::
 
     clock = SystemClock(); metrics = Metrics(outbox_depth=store.outbox_depth, clock=clock)
     links = approval_links(cfg.server, public_url=…, ttl=…)
-    stage, worker = build_notify(cfg, store, clock, routes=…, links=links)
+    stage, worker = build_notify(cfg, store, clock, routes=…, links=links, metrics=metrics)
     loop = build_loop(cfg, source=…, store=store, clock=clock, extra_stages=[…, stage])
     services = DaemonServices(cfg, store, clock, metrics, worker=worker, links=links)
     services.start()                      # HTTP thread, delivery thread, leader thread
@@ -92,6 +92,7 @@ def build_notify(
     routes: Sequence[Route] = (),
     links: ApprovalLinks | None = None,
     notifiers: dict[str, Notifier] | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[NotifyStage, DeliveryWorker]:
     """The tick's ``notify`` stage and the delivery worker it (and a thread) drains with."""
     channels = build_notifiers(config.notify, clock=clock) if notifiers is None else notifiers
@@ -99,6 +100,7 @@ def build_notify(
         store, channels, clock,
         rate_limit_per_minute=config.notify.rate_limit_per_minute,
         max_attempts=config.notify.max_attempts,
+        observer=metrics.count_delivery if metrics is not None else None,
     )  # fmt: skip
     router = Router(routes, list(channels))
     stage = NotifyStage(store, router, worker=worker, links=links,

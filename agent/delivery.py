@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -109,6 +109,7 @@ class DeliveryWorker:
         max_delay: float = 600.0,
         scan_limit: int = 2000,
         rng: random.Random | None = None,
+        observer: Callable[[DeliveryStats], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -128,6 +129,7 @@ class DeliveryWorker:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self.totals = DeliveryStats()
+        self._observer = observer  # e.g. Metrics.count_delivery
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -146,7 +148,9 @@ class DeliveryWorker:
         """One pass over the outbox: deliver what may go now."""
         with self._lock:
             stats = self._drain(now or self._clock.now())
-        self.totals += stats
+            self.totals += stats
+        if self._observer is not None:
+            self._observer(stats)
         return stats
 
     def _drain(self, now: datetime) -> DeliveryStats:

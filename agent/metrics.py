@@ -1,9 +1,10 @@
 """The agent's Prometheus metrics, on its own ``CollectorRegistry`` (served at ``/metrics``).
 
 ``vigil run`` makes one ``Metrics``; the runner calls ``observe_tick`` after every tick,
-the HTTP server counts Alertmanager alerts and approvals, the delivery worker's totals
-and the outbox depth are read at scrape time. A registry of our own (not the global
-one) keeps tests independent and the exposition free of other libraries' metrics.
+the HTTP server counts Alertmanager alerts and approvals, the delivery worker reports
+each drain (``count_delivery``), and the outbox depth is read at scrape time. A
+registry of our own (not the global one) keeps tests independent and the exposition
+free of other libraries' metrics.
 
 What the loop tells it: ``TickOutcome`` (durations, errors), ``ctx.findings`` (counted
 once per finding id) and ``ctx.extras["journal"]`` — the journal rows the playbook stage
@@ -117,9 +118,6 @@ class Metrics:
             self.findings.labels(kind=str(finding.kind), severity=str(finding.severity)).inc()
         entries = outcome.context.extras.get(JOURNAL_KEY, ())
         self.count_journal(entries)
-        delivery = outcome.context.extras.get("delivery")
-        if delivery is not None:
-            self.count_delivery(delivery)
 
     def count_journal(self, entries: Iterable[JournalEntry]) -> None:
         for entry in entries:
@@ -128,6 +126,7 @@ class Metrics:
                 self.refusals.labels(playbook=entry.playbook).inc()
 
     def count_delivery(self, stats: DeliveryStats) -> None:
+        """The delivery worker's observer: every drain, from the tick or its thread."""
         self.deliveries.labels(result="delivered").inc(stats.delivered)
         self.deliveries.labels(result="retried").inc(stats.retried)
         self.deliveries.labels(result="dead").inc(stats.dead)

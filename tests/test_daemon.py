@@ -69,7 +69,7 @@ def test_gated_tick_notifies_and_the_server_reports(tmp_path: Path) -> None:
     clock = ManualClock(T0)
     with SqliteStore.open(tmp_path / "v.db") as store:
         metrics = Metrics(outbox_depth=store.outbox_depth, clock=clock)
-        stage, worker = build_notify(cfg, store, clock)
+        stage, worker = build_notify(cfg, store, clock, metrics=metrics)
         loop = Loop(store, clock, [AlertStage(store), stage])
         services = DaemonServices(cfg, store, clock, metrics, worker=worker, port=0)
         port = services.start()
@@ -82,6 +82,7 @@ def test_gated_tick_notifies_and_the_server_reports(tmp_path: Path) -> None:
             )
             text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             assert 'vigil_ticks_total{result="ok"} 1.0' in text and "vigil_leader 1.0" in text
+            assert 'vigil_notifications_total{result="delivered"} 1.0' in text
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["ready"] is True
             services.elector = Follower()  # type: ignore[assignment]
             assert services.gated(loop.tick)() is None  # a follower never ticks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -206,3 +207,21 @@ def test_file_sink_appends_json_lines(tmp_path) -> None:
     assert lines[0]["rendered"].startswith("[CRITICAL] Detected · shop/cart")
     with pytest.raises(PermanentError, match=r"point notify\.file"):
         FileSink(tmp_path).send(note())
+
+
+def test_secrets_never_reach_the_logs(
+    receiver: tuple[str, ReceiverState], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, st = receiver
+    caplog.set_level(logging.DEBUG)
+    hook_url = url + "/services/T000/B000/sEcReTwebhookPath"
+    incoming = SlackWebhookNotifier(hook_url, timeout=0.5, clock=ManualClock(T0))
+    bot = slack(url, st)
+    incoming.send(note())
+    bot.send(note())
+    st.faults.extend(["timeout", "timeout"])
+    for n in (incoming, bot):
+        with pytest.raises(RetryableError):
+            n.send(note())
+    assert caplog.records  # slack-sdk did log (its errors), just not the secrets
+    assert "sEcReTwebhookPath" not in caplog.text and st.token not in caplog.text
