@@ -89,3 +89,41 @@ def test_gated_tick_notifies_and_the_server_reports(tmp_path: Path) -> None:
             assert len(store.recent_ticks()) == 1
         finally:
             services.stop()
+
+
+def test_alert_between_ticks_is_announced_then_resolved(tmp_path: Path) -> None:
+    cfg = Config.model_validate({
+        "notify": {"file": str(tmp_path / "n.jsonl")},
+        "server": {"host": "127.0.0.1", "alertmanager_token": "t" * 24},
+    })  # fmt: skip
+    clock = ManualClock(T0)
+    alert = {
+        "status": "firing", "labels": {"alertname": "HighLatency", "namespace": "shop",
+                                       "deployment": "cart", "severity": "warning"},
+        "annotations": {"summary": "p99 over 1 s"}, "startsAt": "2026-11-23T11:59:00Z",
+        "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "0123456789abcdef",
+    }  # fmt: skip
+    with SqliteStore.open(tmp_path / "v.db") as store:
+        metrics = Metrics(outbox_depth=store.outbox_depth, clock=clock)
+        stage, worker = build_notify(cfg, store, clock, metrics=metrics)
+        loop = Loop(store, clock, [stage])
+        services = DaemonServices(cfg, store, clock, metrics, worker=worker, port=0)
+        port = services.start()
+        try:
+            auth = {"Authorization": "Bearer " + "t" * 24}
+            body = {"version": "4", "status": "firing", "alerts": [alert]}
+            url = f"http://127.0.0.1:{port}/alertmanager"
+            assert httpx.post(url, json=body, headers=auth).json()["new"] == 1
+            services.gated(loop.tick)()
+            clock.advance(300)
+            resolved = {**alert, "status": "resolved", "endsAt": "2026-11-23T12:04:00Z"}
+            body = {"version": "4", "status": "resolved", "alerts": [resolved]}
+            assert httpx.post(url, json=body, headers=auth).json()["resolved"] == 1
+            services.gated(loop.tick)()
+            services.gated(loop.tick)()  # nothing new: each state once
+        finally:
+            services.stop()
+    lines = [json.loads(x) for x in (tmp_path / "n.jsonl").read_text().splitlines()]
+    assert [x["state"] for x in lines] == ["detected", "resolved"]
+    assert lines[0]["title"] == "HighLatency on shop/cart: p99 over 1 s"
+    assert lines[1]["text"] == "resolved at 2026-11-23 12:04:00 UTC after 5 min 0 s"
