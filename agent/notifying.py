@@ -6,9 +6,11 @@ channel chosen by the ``Router``:
 1. ``detected`` for every open finding it has not announced yet (this tick's findings,
    and findings recorded between ticks, such as Alertmanager alerts);
 2. the playbook engine's messages for this tick (``ctx.extras["notifications"]``:
-   awaiting-approval, acting, verified, reverted, escalated), each preceded by its
-   incident's ``detected`` message if that was never queued, and enriched with the
-   incident's headline and, for approvals, signed approve/deny links;
+   awaiting-approval, acting, verified, reverted, escalated) and, from the journal rows
+   of the tick (``ctx.extras["journal"]``), what it would have done in dry-run or was
+   refused by a guardrail; each preceded by its incident's ``detected`` message if that
+   was never queued, and enriched with the incident's headline (and its severity, so
+   the incident keeps its channels) and, for approvals, signed approve/deny links;
 3. ``resolved`` for findings resolved since the last tick.
 
 One incident is one finding (``incident_key`` = finding id). Dedupe keys are
@@ -25,10 +27,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from vigil.agent.metrics import JOURNAL_KEY
 from vigil.core import (
+    ActionStatus,
     Finding,
     FindingKind,
     IncidentState,
+    JournalEntry,
     NotFoundError,
     Notification,
     OutboxItem,
@@ -46,6 +51,7 @@ __all__ = [
     "NotifyStage",
     "describe_item",
     "detected_message",
+    "plan_message",
     "resolved_message",
 ]
 
@@ -117,6 +123,27 @@ def resolved_message(finding: Finding, *, now: datetime, cluster: str = "") -> N
         created_at=now,
         namespace=_namespace(finding),
         fields={"incident": finding.title, "kind": str(finding.kind), "cluster": cluster},
+    )
+
+
+def plan_message(entry: JournalEntry, *, now: datetime) -> Notification:
+    """What vigil would have done (dry-run) or was stopped from doing (a guardrail), as a
+    message in the incident's thread; the incident stays ``detected``: nothing changed."""
+    what = f"{entry.action} {entry.target}"
+    if entry.status is ActionStatus.DRY_RUN:
+        text = f"dry-run: would have run {what}" + (f" ({entry.reason})" if entry.reason else "")
+    else:
+        text = f"refused: {what} — {entry.reason or 'a guardrail said no'}"
+    return Notification(
+        incident_key=entry.finding_id,
+        dedupe_key=f"{entry.finding_id}:{IncidentState.DETECTED}:{entry.status}:{entry.id}",
+        state=IncidentState.DETECTED,
+        severity=Severity.INFO,
+        title=f"{entry.playbook}: {what}",
+        text=text,
+        created_at=now,
+        namespace=entry.target.namespace,
+        fields={"action_id": entry.id, "playbook": entry.playbook, "status": str(entry.status)},
     )
 
 
@@ -230,12 +257,16 @@ class NotifyStage:
         self._since = now
 
     def run(self, ctx: TickContext) -> None:
-        messages = ctx.extras.get(NOTIFICATIONS_KEY, ())
+        messages = list(ctx.extras.get(NOTIFICATIONS_KEY, ()))
+        messages += [
+            plan_message(entry, now=ctx.now)
+            for entry in ctx.extras.get(JOURNAL_KEY, ())
+            if entry.status in (ActionStatus.DRY_RUN, ActionStatus.REFUSED)
+        ]
         findings = [*ctx.findings, *self._store.open_findings(limit=self._open_scan)]
-        self.queue(findings, list(messages), ctx.now)
+        self.queue(findings, messages, ctx.now)
         if self._worker is not None:
-            stats = self._worker.drain(ctx.now)
-            ctx.extras["delivery"] = stats
+            self._worker.drain(ctx.now)
             self._worker.wake()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,22 +11,28 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from fakereceiver import running_receiver
 
+from vigil.actions.filesink import FileSink
 from vigil.actions.rendering import render_blocks, render_text
 from vigil.actions.slack import SlackNotifier
 from vigil.actions.webhook import WebhookNotifier
 from vigil.agent.approval_links import ApprovalLinks
 from vigil.agent.delivery import DeliveryWorker
 from vigil.agent.loop import TickContext
+from vigil.agent.metrics import JOURNAL_KEY
 from vigil.agent.notifying import NOTIFICATIONS_KEY, NotifyStage
 from vigil.agent.routing import Route, Router
 from vigil.agent.store import SqliteStore
 from vigil.core import (
+    ActionKind,
+    ActionStatus,
     Finding,
     FindingKind,
     IncidentState,
     ManualClock,
+    Mode,
     Notification,
     ObjectRef,
+    Plan,
     Severity,
 )
 
@@ -177,3 +184,36 @@ def test_rendered_text_and_blocks() -> None:
     blocks = render_blocks(enriched)
     assert blocks[0]["text"]["text"].startswith(":raised_hand: *[WARNING] Awaiting approval")
     assert [b["text"]["text"] for b in blocks[-1]["elements"]] == ["Approve", "Deny"]
+
+
+def test_dry_run_and_refusals_are_told_in_the_incidents_thread(tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    with SqliteStore.open(tmp_path / "v.db") as store:
+        sink = FileSink(tmp_path / "n.jsonl")
+        worker = DeliveryWorker(store, {"file": sink}, clock)
+        stage = NotifyStage(store, Router([], ["file"]), worker=worker)
+        f = finding("cart", "shop", Severity.WARNING)
+        store.record_finding(f)
+        assert f.target is not None
+        plan = Plan(f.id, "restart-crashloop", 0, ActionKind.ROLLOUT_RESTART, f.target, {},
+                    Mode.AUTO, T0, reason="5 restarts in 15 min")  # fmt: skip
+        dry = store.journal_plan(plan, ActionStatus.DRY_RUN, reason=plan.reason, at=T0)
+        other = Plan(
+            f.id, "scale-up", 0, ActionKind.SCALE, f.target, {"replicas": 9}, Mode.AUTO, T0
+        )
+        refused = store.journal_plan(
+            other, ActionStatus.REFUSED, reason="budget of 5 actions/hour spent", at=T0
+        )
+        for _ in range(2):  # the same rows again next tick: told once
+            stage.run(
+                TickContext(tick_id=1, now=T0, findings=[f], extras={JOURNAL_KEY: [dry, refused]})
+            )
+    lines = [json.loads(x) for x in (tmp_path / "n.jsonl").read_text().splitlines()]
+    assert [x["state"] for x in lines] == ["detected", "detected", "detected"]
+    assert lines[1]["text"] == (
+        "dry-run: would have run rollout-restart deployment/shop/cart (5 restarts in 15 min)"
+    )
+    assert (
+        lines[2]["text"] == "refused: scale deployment/shop/cart — budget of 5 actions/hour spent"
+    )
+    assert lines[1]["severity"] == "warning"  # the incident's severity, not the note's
