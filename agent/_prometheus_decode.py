@@ -7,13 +7,16 @@ so alignment and chunk boundaries are exact whatever the float rounding of secon
 Where the time goes on a large range query (1,000 series × 1,441 points, ~33 MB of
 JSON): ``json.loads`` builds ~3 million small lists, and CPython's cyclic garbage
 collector, triggered by all those allocations, re-scans them again and again — more
-than half of the parse time. ``parse_json`` pauses the collector for the parse (the
-lists hold no cycles, so nothing is lost). Converting the point lists to arrays takes
+than half of the parse time — and, once re-enabled, it scans those millions of lists
+at least once more before they are freed. ``paused_gc`` keeps the collector off while a
+range answer is parsed, decoded and freed (the lists hold no cycles, so nothing is
+lost). Converting the point lists to arrays takes
 one ``np.fromiter`` over timestamps and one C-level string→float conversion per series.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -35,9 +38,13 @@ __all__ = [
     "data_list",
     "decode_instant",
     "decode_matrix",
+    "error_detail",
+    "excerpt",
     "format_ms",
     "label_key",
     "parse_json",
+    "paused_gc",
+    "retry_after_seconds",
     "unwrap",
 ]
 
@@ -114,16 +121,20 @@ class Grid:
         return out
 
 
-# The collector is paused while any thread parses; a counter so that one thread finishing
-# does not re-enable it under another one's parse, and so that a collector the embedding
+# The collector is paused while any thread decodes; a counter so that one thread finishing
+# does not re-enable it under another one's work, and so that a collector the embedding
 # application disabled on purpose stays disabled.
 _gc_lock = threading.Lock()
 _gc_pausers = 0
 _gc_was_enabled = False
 
 
-def parse_json(body: bytes) -> Any:
-    """``json.loads`` with the cyclic garbage collector paused (see the module docstring)."""
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (see the module docstring); nests across threads.
+
+    Parse *and free* a large answer inside it: re-enabled while the parsed lists are
+    still alive, the collector would scan all of them at its next run anyway."""
     global _gc_pausers, _gc_was_enabled  # noqa: PLW0603 - process-wide state by nature
     with _gc_lock:
         if _gc_pausers == 0:
@@ -131,12 +142,18 @@ def parse_json(body: bytes) -> Any:
             gc.disable()
         _gc_pausers += 1
     try:
-        return json.loads(body)
+        yield
     finally:
         with _gc_lock:
             _gc_pausers -= 1
             if _gc_pausers == 0 and _gc_was_enabled:
                 gc.enable()
+
+
+def parse_json(body: bytes) -> Any:
+    """``json.loads`` with the collector paused, for answers that are used, then dropped."""
+    with paused_gc():
+        return json.loads(body)
 
 
 def unwrap(doc: Any, result_types: tuple[str, ...]) -> tuple[str, Any]:
@@ -207,21 +224,55 @@ def decode_matrix(result: Any, grid: Grid) -> Iterator[tuple[LabelKey, IntArray,
         pairs = item["values"]
         count = len(pairs)
         try:
-            times = np.fromiter(map(_first, pairs), dtype=np.float64, count=count)
             texts = list(map(_second, pairs))
+            idx = _indices(pairs, start_s, step_s)
         except (TypeError, ValueError, IndexError, KeyError) as exc:
-            raise BadAnswer(f'{where}: points must be [time, "value"] pairs ({exc})') from None
-        values = _floats(texts, where)
-        offsets = (times - start_s) / step_s
-        idx = np.rint(offsets).astype(np.int64)
-        if count and (
-            idx[0] < 0 or idx[-1] >= grid.points or not np.all(np.abs(offsets - idx) < 1e-3)
-        ):
             raise BadAnswer(
-                f"{where}: points are not on the requested grid "
-                f"(start {format_ms(grid.start_ms)}, step {format_ms(grid.step_ms)}s)"
-            )
-        yield key, idx, values
+                f'{where}: points must be [time, "value"] pairs on the requested grid ({exc})'
+            ) from None
+        if count and (idx[0] < 0 or idx[-1] >= grid.points):
+            raise BadAnswer(f"{where}: points are outside the requested range {_describe(grid)}")
+        yield key, idx, _floats(texts, where)
+
+
+def _describe(grid: Grid) -> str:
+    return (
+        f"(start {format_ms(grid.start_ms)}, end {format_ms(grid.end_ms)}, "
+        f"step {format_ms(grid.step_ms)}s)"
+    )
+
+
+def _indices(pairs: list[Any], start_s: float, step_s: float) -> IntArray:
+    """Grid indices of a series' points; ``ValueError`` if one is off the grid.
+
+    Prometheus returns strictly increasing points on the grid, so when the first and
+    last points span exactly ``len(pairs)`` steps the series has no holes and the
+    indices are a plain range: reading every timestamp would cost a third of the
+    decoding of a large answer."""
+    count = len(pairs)
+    if not count:
+        return np.zeros(0, dtype=np.int64)
+    first = _index(pairs[0][0], start_s, step_s)
+    last = _index(pairs[-1][0], start_s, step_s)
+    if last - first + 1 == count:
+        return np.arange(first, last + 1, dtype=np.int64)
+    times = np.fromiter(map(_first, pairs), dtype=np.float64, count=count)
+    offsets = (times - start_s) / step_s
+    idx = np.rint(offsets).astype(np.int64)
+    if not np.all(np.abs(offsets - idx) < 1e-3):
+        raise ValueError("some times are not on the step grid")
+    if not np.all(np.diff(idx) > 0):
+        raise ValueError("times are not strictly increasing")
+    return idx
+
+
+def _index(when: Any, start_s: float, step_s: float) -> int:
+    """Grid index of one timestamp; ``ValueError`` when it is not on the grid."""
+    offset = (float(when) - start_s) / step_s
+    idx = round(offset)
+    if abs(offset - idx) > 1e-3:
+        raise ValueError(f"time {when!r} is not on the step grid")
+    return idx
 
 
 def decode_instant(kind: str, result: Any) -> list[tuple[LabelKey, float, float]]:
@@ -250,3 +301,31 @@ def _point(pair: Any, where: str) -> tuple[float, float]:
     if not math.isfinite(when):
         raise BadAnswer(f"{where}: time {pair[0]!r} is not finite")
     return value, when
+
+
+def error_detail(body: bytes) -> str:
+    """Prometheus' ``errorType: error`` from an error answer, else an excerpt of the body."""
+    try:
+        doc = parse_json(body)
+    except ValueError:
+        return excerpt(body)
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
+        kind = doc.get("errorType")
+        return f"{kind}: {doc['error']}" if kind else doc["error"]
+    return excerpt(body)
+
+
+def excerpt(body: bytes, limit: int = 120) -> str:
+    text = body[:limit].decode("utf-8", "replace").strip()
+    if not text:
+        return "(empty body)"
+    return repr(text + ("…" if len(body) > limit else ""))
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare from Prometheus proxies, fall back to backoff

@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ConfigError
+from vigil.sim.settings import SimSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -58,8 +60,34 @@ class PrometheusSettings(_Group):
     backoff: Seconds = Field(
         0.5, description="Seconds of the first retry wait; doubles on each retry."
     )
+    backoff_max: Seconds = Field(
+        30.0,
+        description="Seconds: cap on each retry wait and on Retry-After; also the retry delay "
+        "suggested to the scheduler when Prometheus stays down.",
+    )
     max_workers: int = Field(
         4, ge=1, le=32, description="Parallel chunk fetches; 4 keeps Prometheus load modest."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers, e.g. X-Scope-OrgID for multi-tenant back ends.",
+    )
+    compression: bool = Field(
+        False,
+        description="Ask for gzip; off because Prometheus compresses at ~15 MB/s per core, "
+        "slower than a LAN.",
+    )
+    max_points_per_request: int = Field(
+        11_000,
+        ge=1,
+        le=11_000,
+        description="Points per series per request; longer ranges are chunked (Prometheus' "
+        "limit is 11,000).",
+    )
+    max_points: int = Field(
+        1_000_000,
+        ge=1,
+        description="Points per series per query at most; refuses a runaway range before asking.",
     )
     bearer_token: SecretStr | None = Field(
         None, description="Bearer token sent as `Authorization: Bearer …` (secret)."
@@ -84,21 +112,6 @@ class PrometheusSettings(_Group):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-
-class KubernetesSettings(_Group):
-    in_cluster: bool | None = Field(
-        None,
-        description="Use the pod's service account; null = auto (in-cluster when available).",
-    )
-    kubeconfig: Path | None = Field(
-        None, description="Path to a kubeconfig (default: $KUBECONFIG or ~/.kube/config)."
-    )
-    context: str | None = Field(None, description="kubeconfig context; null = current context.")
-    timeout: Seconds = Field(15.0, description="Seconds per API request.")
-    conflict_retries: int = Field(
-        3, ge=0, le=10, description="Re-reads and retries after a 409 conflict."
-    )
 
 
 class DetectionSettings(_Group):
@@ -306,6 +319,7 @@ class Config(BaseModel):
     nlq: NlqSettings = Field(default_factory=NlqSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
 
 
 def config_schema() -> dict[str, Any]:

@@ -33,7 +33,10 @@ def _default(field: Any) -> str:
     if field.is_required():
         return "required"
     if field.default_factory is not None:
-        return "(group)"
+        value = field.default_factory()
+        if isinstance(value, BaseModel):
+            return "(group)"
+        return f"`{value}`"
     value = field.default
     if value is None:
         return "`null`"

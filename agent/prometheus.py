@@ -41,10 +41,21 @@ from vigil.agent._prometheus_decode import (
     data_list,
     decode_instant,
     decode_matrix,
+    error_detail,
+    excerpt,
     format_ms,
     label_key,
     parse_json,
+    paused_gc,
+    retry_after_seconds,
     unwrap,
+)
+from vigil.agent._prometheus_options import (
+    auth_headers,
+    check_positive,
+    check_url,
+    client_cert_option,
+    tls_verify,
 )
 from vigil.core import (
     ConfigError,
@@ -110,9 +121,9 @@ class PrometheusSource:
         of that. ``sleep`` is injectable for tests.
         Raises ``ConfigError`` naming the option on a bad value.
         """
-        self.url = _check_url(url)
-        _positive("timeout", timeout)
-        _positive("backoff_max", backoff_max)
+        self.url = check_url(url)
+        check_positive("timeout", timeout)
+        check_positive("backoff_max", backoff_max)
         if backoff < 0:
             raise ConfigError(f"prometheus.backoff must be >= 0 seconds, got {backoff}")
         if retries < 0:
@@ -134,14 +145,14 @@ class PrometheusSource:
         self.max_points_per_request = int(max_points_per_request)
         self.max_points = int(max_points)
         self._sleep = sleep
-        self._headers = _auth_headers(headers, bearer_token, username, password)
+        self._headers = auth_headers(headers, bearer_token, username, password)
         if not compression and not any(k.lower() == "accept-encoding" for k in self._headers):
             self._headers["Accept-Encoding"] = "identity"
         auth = (username, password or "") if username is not None else None
         # Passed on every request: requests lets $REQUESTS_CA_BUNDLE override a session's
         # verify setting, which would silently ignore the configured ca_file.
-        self._verify = verify = _tls_verify(verify_tls, ca_file)
-        self._cert = cert = _client_cert(client_cert, client_key)
+        self._verify = verify = tls_verify(verify_tls, ca_file)
+        self._cert = cert = client_cert_option(client_cert, client_key)
         if verify is False:
             log.warning("prometheus %s: TLS certificate verification is off", self.url)
         self._client = _connect(
@@ -159,7 +170,7 @@ class PrometheusSource:
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
-        self._client.close()
+        self._session.close()
 
     def __enter__(self) -> PrometheusSource:
         return self
@@ -175,7 +186,7 @@ class PrometheusSource:
         params = {"query": promql}
         if at is not None:
             params["time"] = format_ms(_ms(at, "at"))
-        doc = self._call("/api/v1/query", params, promql)
+        doc = self._get("/api/v1/query", params, promql)
         try:
             kind, result = unwrap(doc, ("vector", "scalar", "matrix", "string"))
             if kind in ("matrix", "string"):
@@ -225,10 +236,16 @@ class PrometheusSource:
         if len(chunks) == 1 or self.max_workers == 1:
             parts = [self._range_chunk(promql, c, grid) for c in chunks]
         else:
-            with ThreadPoolExecutor(
+            pool = ThreadPoolExecutor(
                 max_workers=min(self.max_workers, len(chunks)), thread_name_prefix="prom-chunk"
-            ) as pool:
-                parts = list(pool.map(lambda c: self._range_chunk(promql, c, grid), chunks))
+            )
+            try:
+                futures = [pool.submit(self._range_chunk, promql, c, grid) for c in chunks]
+                parts = [f.result() for f in futures]
+            finally:
+                # On the first failure, chunks not yet started are dropped rather than
+                # each retrying against a server that is down.
+                pool.shutdown(wait=True, cancel_futures=True)
         return _stitch(parts, grid, promql)
 
     def series(self, selector: str, start: datetime, end: datetime) -> list[Mapping[str, str]]:
@@ -238,7 +255,7 @@ class PrometheusSource:
         if end_ms < start_ms:
             raise QueryError(f"series {selector!r}: end is before start", query=selector)
         params = {"match[]": selector, "start": format_ms(start_ms), "end": format_ms(end_ms)}
-        doc = self._call("/api/v1/series", params, selector)
+        doc = self._get("/api/v1/series", params, selector)
         try:
             rows = data_list(doc)
             keys = sorted({label_key(row, f"data[{i}]") for i, row in enumerate(rows)})
@@ -259,7 +276,7 @@ class PrometheusSource:
             _check_query(selector)
             params["match[]"] = selector
         path = f"/api/v1/label/{label}/values"
-        doc = self._call(path, params, selector or label)
+        doc = self._get(path, params, selector or label)
         try:
             values = data_list(doc)
             if not all(isinstance(v, str) for v in values):
@@ -279,15 +296,35 @@ class PrometheusSource:
             "end": format_ms(chunk.end_ms),
             "step": format_ms(chunk.step_ms),
         }
-        doc = self._call("/api/v1/query_range", params, promql)
-        try:
-            _, result = unwrap(doc, ("matrix",))
-            return list(decode_matrix(result, grid))
-        except BadAnswer as exc:
-            raise self._garbage("/api/v1/query_range", exc) from None
+        path = "/api/v1/query_range"
+        body = self._call(path, params, promql)
+        # Parsed, decoded and freed with the collector off: millions of short-lived lists.
+        with paused_gc():
+            doc = self._json(path, body)
+            try:
+                parts = list(decode_matrix(unwrap(doc, ("matrix",))[1], grid))
+            except BadAnswer as exc:
+                raise self._garbage(path, exc) from None
+            finally:
+                del doc  # freed here, while the collector is still off
+        return parts
 
-    def _call(self, path: str, params: dict[str, str], query: str) -> Any:
-        """One API call with retries; the parsed JSON of a 2xx answer."""
+    def _get(self, path: str, params: dict[str, str], query: str) -> Any:
+        """One API call with retries; the parsed JSON of its 2xx answer."""
+        return self._json(path, self._call(path, params, query))
+
+    def _json(self, path: str, body: bytes) -> Any:
+        try:
+            doc = parse_json(body)
+        except ValueError:
+            raise self._garbage(path, BadAnswer(f"the body is not JSON: {excerpt(body)}")) from None
+        if isinstance(doc, dict) and doc.get("warnings"):
+            # e.g. a Thanos store that did not answer: the data may be partial.
+            log.warning("prometheus %s%s: %s", self.url, path, doc["warnings"])
+        return doc
+
+    def _call(self, path: str, params: dict[str, str], query: str) -> bytes:
+        """One API call with retries; the body of a 2xx answer."""
         import requests
 
         url = self.url + path
@@ -337,6 +374,12 @@ class PrometheusSource:
             except requests.exceptions.ConnectionError as exc:
                 last = f"connection failed: {_root_cause(exc)}"
                 continue
+            except (
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
+                last = f"answer cut off or corrupt: {_root_cause(exc)}"
+                continue
             except requests.exceptions.RequestException as exc:
                 raise SourceUnavailable(
                     f"Prometheus at {self.url}: request to {path} failed: {exc}",
@@ -344,16 +387,11 @@ class PrometheusSource:
                 ) from exc
             status = resp.status_code
             if 200 <= status < 300:
-                try:
-                    return parse_json(body)
-                except ValueError:
-                    raise self._garbage(
-                        path, BadAnswer(f"the body is not JSON: {_excerpt(body)}")
-                    ) from None
-            detail = _error_detail(body)
+                return body
+            detail = error_detail(body)
             if status in _RETRY_STATUS or status >= 500:
                 last = f"HTTP {status}: {detail}"
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
                 continue
             if 400 <= status < 500:
                 raise QueryError(self._rejected(path, status, query, detail), query=query)
@@ -433,72 +471,6 @@ def _check_query(promql: str) -> None:
         raise QueryError(f"a PromQL query must be a non-empty string, got {promql!r}")
 
 
-def _check_url(url: str) -> str:
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"prometheus.url must start with http:// or https://, got {url!r} "
-            "(e.g. http://prometheus.monitoring:9090)"
-        )
-    url = url.rstrip("/")
-    if url.endswith("/api/v1"):
-        raise ConfigError(
-            f"prometheus.url {url!r} ends with /api/v1: give the server root "
-            f"({url.removesuffix('/api/v1')}); vigil adds the API path"
-        )
-    return url
-
-
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"prometheus.{name} must be > 0 seconds, got {value}")
-
-
-def _auth_headers(
-    headers: Mapping[str, str] | None,
-    bearer_token: str | None,
-    username: str | None,
-    password: str | None,
-) -> dict[str, str]:
-    out = dict(headers or {})
-    has_auth_header = any(k.lower() == "authorization" for k in out)
-    if bearer_token is not None and username is not None:
-        raise ConfigError("prometheus: set either bearer_token or username/password, not both")
-    if password is not None and username is None:
-        raise ConfigError("prometheus.password is set but prometheus.username is not")
-    if has_auth_header and (bearer_token is not None or username is not None):
-        raise ConfigError(
-            "prometheus.headers has an Authorization header and bearer_token or "
-            "username is set too: keep one"
-        )
-    if bearer_token is not None:
-        if not bearer_token.strip():
-            raise ConfigError("prometheus.bearer_token is empty")
-        out["Authorization"] = f"Bearer {bearer_token.strip()}"
-    return out
-
-
-def _tls_verify(verify_tls: bool, ca_file: str | Path | None) -> bool | str:
-    if ca_file is None:
-        return verify_tls
-    path = Path(ca_file)
-    if not path.is_file():
-        raise ConfigError(f"prometheus.ca_file {str(path)!r} is not a readable file")
-    if not verify_tls:
-        raise ConfigError("prometheus.ca_file is set but verify_tls is false: drop one")
-    return str(path)
-
-
-def _client_cert(cert: str | Path | None, key: str | Path | None) -> str | tuple[str, str] | None:
-    if cert is None:
-        if key is not None:
-            raise ConfigError("prometheus.client_key is set but client_cert is not")
-        return None
-    for name, value in (("client_cert", cert), ("client_key", key)):
-        if value is not None and not Path(value).is_file():
-            raise ConfigError(f"prometheus.{name} {str(value)!r} is not a readable file")
-    return str(cert) if key is None else (str(cert), str(key))
-
-
 def _connect(
     url: str,
     *,
@@ -513,8 +485,7 @@ def _connect(
     that every attempt is logged and the final error names the cause."""
     import requests
     from prometheus_api_client import PrometheusConnect
-    from requests.adapters import HTTPAdapter
-    from urllib3.util import Retry
+    from requests.adapters import HTTPAdapter, Retry
 
     session = requests.Session()
     session.verify = verify
@@ -535,31 +506,3 @@ def _root_cause(exc: BaseException) -> str:
         seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
     inner = str(seen)
     return inner if inner and inner != str(exc) else str(exc)
-
-
-def _error_detail(body: bytes) -> str:
-    """Prometheus' ``errorType: error`` from an error answer, else an excerpt of the body."""
-    try:
-        doc = parse_json(body)
-    except ValueError:
-        return _excerpt(body)
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        kind = doc.get("errorType")
-        return f"{kind}: {doc['error']}" if kind else doc["error"]
-    return _excerpt(body)
-
-
-def _excerpt(body: bytes, limit: int = 120) -> str:
-    text = body[:limit].decode("utf-8", "replace").strip()
-    if not text:
-        return "(empty body)"
-    return repr(text + ("…" if len(body) > limit else ""))
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare from Prometheus proxies, fall back to backoff

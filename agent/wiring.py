@@ -47,14 +47,19 @@ def prometheus_source(config: Config) -> PrometheusSource:
         timeout=p.timeout,
         retries=p.retries,
         backoff=p.backoff,
+        backoff_max=p.backoff_max,
         max_workers=p.max_workers,
         bearer_token=p.bearer_token.get_secret_value() if p.bearer_token else None,
         username=p.username,
         password=p.password.get_secret_value() if p.password else None,
         verify_tls=p.verify_tls,
-        ca_file=str(p.ca_file) if p.ca_file else None,
-        client_cert=str(p.client_cert) if p.client_cert else None,
-        client_key=str(p.client_key) if p.client_key else None,
+        ca_file=p.ca_file,
+        client_cert=p.client_cert,
+        client_key=p.client_key,
+        headers=p.headers,
+        compression=p.compression,
+        max_points_per_request=p.max_points_per_request,
+        max_points=p.max_points,
     )
 
 

@@ -20,7 +20,9 @@ still, because Prometheus spends seconds gzipping a large answer.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -150,8 +152,12 @@ def run(url: str, args: argparse.Namespace, start_s: int, end_s: int, points: in
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.runs):
         for name, fn in cases.items():  # interleaved, so drift hits all cases alike
-            seconds, _out = timed(fn)
+            # Each case starts from the same heap: the previous answer is freed (and the
+            # collector run) outside the timed region, so no case pays for another's.
+            gc.collect()
+            seconds, out = timed(fn)
             times[name].append(seconds)
+            del out
     med = {name: statistics.median(ts) for name, ts in times.items()}
     print(
         f"query_range {selector!r}: {args.series} series × {points} points "
@@ -162,12 +168,65 @@ def run(url: str, args: argparse.Namespace, start_s: int, end_s: int, points: in
     print(f"  (b') the same, gzip (requests default) {med['raw_gzip']:.3f} s")
     if "naive" in med:
         print(f"  (c) prometheus-api-client, naive       {med['naive']:.3f} s")
+    breakdown(url, params, runs=args.runs, start_s=start_s, end_s=end_s, step_s=args.step)
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     ratio = med["source"] / med["raw"]
     print(f"  ratio a/b  = {ratio:.2f}  (target <= 1.5)")
     print(f"  ratio a/b' = {med['source'] / med['raw_gzip']:.2f}")
     if "naive" in med:
         print(f"  ratio c/b = {med['naive'] / med['raw']:.2f}")
     return 0 if ratio <= 1.5 else 1
+
+
+def breakdown(
+    url: str, params: dict[str, str], *, runs: int, start_s: int, end_s: int, step_s: int
+) -> None:
+    """Where (a)'s time goes, stage by stage, on one fetched answer."""
+    from vigil.agent._prometheus_decode import (
+        Grid,
+        decode_matrix,
+        parse_json,
+        paused_gc,
+        unwrap,
+    )
+    from vigil.agent.prometheus import _stitch
+
+    session = requests.Session()
+    headers = {"Accept-Encoding": "identity"}
+    grid = Grid.aligned(start_s * 1000, end_s * 1000, step_s * 1000)
+
+    def fetch() -> bytes:
+        return session.get(f"{url}/api/v1/query_range", params=params, headers=headers).content
+
+    body = fetch()
+    doc = parse_json(body)
+    result = unwrap(doc, ("matrix",))[1]
+    parts = [list(decode_matrix(result, grid))]
+
+    def parse_decode_free() -> object:
+        with paused_gc():
+            answer = parse_json(body)
+            out = list(decode_matrix(unwrap(answer, ("matrix",))[1], grid))
+            del answer
+        return out
+
+    stages: dict[str, Callable[[], object]] = {
+        f"HTTP fetch, {len(body) / 1e6:.0f} MB uncompressed": fetch,
+        "json.loads, collector on (as in (b))": lambda: json.loads(body),
+        "json.loads, collector paused": lambda: parse_json(body),
+        "decode points to index/value arrays": lambda: list(decode_matrix(result, grid)),
+        "parse + decode + free, paused (as in (a))": parse_decode_free,
+        "stitch into NaN grids + Series": lambda: _stitch(parts, grid, "q"),
+    }
+    print("  where (a)'s time goes (medians):")
+    for name, fn in stages.items():
+        samples = []
+        for _ in range(runs):
+            gc.collect()
+            seconds, out = timed(fn)
+            samples.append(seconds)
+            del out
+        print(f"    {name:<42} {statistics.median(samples):.3f} s")
 
 
 if __name__ == "__main__":

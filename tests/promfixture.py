@@ -121,11 +121,22 @@ def backfill(openmetrics: Path, data_dir: Path) -> None:
 
 
 class PromServer:
-    """A ``prometheus`` process on 127.0.0.1 over ``data_dir``; a context manager."""
+    """A ``prometheus`` process on 127.0.0.1 over ``data_dir``; a context manager.
 
-    def __init__(self, data_dir: Path, *, lookback: str = "5m", ready_timeout: float = 60.0):
+    ``config`` is the prometheus.yml text: by default nothing is scraped, so the data is
+    exactly what was backfilled."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        lookback: str = "5m",
+        config: str = _EMPTY_CONFIG,
+        ready_timeout: float = 60.0,
+    ):
         self.data_dir = data_dir
         self.lookback = lookback
+        self.config = config
         self.ready_timeout = ready_timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -134,7 +145,7 @@ class PromServer:
 
     def start(self) -> str:
         config = self.data_dir.parent / "prometheus.yml"
-        config.write_text(_EMPTY_CONFIG, encoding="utf-8")
+        config.write_text(self.config, encoding="utf-8")
         with self._log.open("wb") as log:
             self._proc = subprocess.Popen(
                 [

@@ -115,6 +115,12 @@ def test_series_that_ends_inside_the_range_is_padded_with_nan(
     assert c.valid_count() == 60
 
 
+def test_no_matching_series_is_an_empty_list(source: PrometheusSource) -> None:
+    assert source.query_range("vigil_no_such_metric", at(T0), at(T0 + 3600), STEP) == []
+    assert source.series("vigil_no_such_metric", at(T0), at(T0 + 3600)) == []
+    assert source.label_values("instance", "vigil_no_such_metric") == []
+
+
 def test_aggregation_is_named_by_its_query(source: PrometheusSource) -> None:
     query = "sum by (job) (vigil_test_gauge)"
     got = source.query_range(query, at(T0), at(T0 + 59 * MIN), STEP)

@@ -65,9 +65,13 @@ def _handler(canned: Canned) -> type[BaseHTTPRequestHandler]:
             n = min(len(canned.seen), len(canned.answers)) - 1
             status, headers, body = canned.answers[n]
             self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
+            # "cut" promises more bytes than it sends, then drops the connection.
+            cut = headers.get("cut") == "yes"
+            self.send_header("Content-Length", str(len(body) * (3 if cut else 1)))
+            self.close_connection = cut
             for key, val in headers.items():
-                self.send_header(key.replace("_", "-"), val)
+                if key != "cut":
+                    self.send_header(key.replace("_", "-"), val)
             self.end_headers()
             self.wfile.write(body)
 
@@ -156,6 +160,17 @@ def test_5xx_is_retried_then_source_unavailable(canned: Canned) -> None:
     assert "HTTP 500: internal: disk on fire" in message
 
 
+def test_failing_chunked_query_stops_fetching_the_other_chunks(canned: Canned) -> None:
+    canned.answer(503, b"overloaded")
+    with (
+        make(canned.url, retries=1, max_points_per_request=5, max_workers=2) as src,
+        pytest.raises(SourceUnavailable, match="HTTP 503"),
+    ):
+        query_range(src)  # 61 points: 13 chunks of at most 5
+    # Without cancelling, all 13 chunks × 2 attempts would be tried (26 requests).
+    assert len(canned.seen) <= 8
+
+
 def test_5xx_then_success_recovers(canned: Canned) -> None:
     canned.answer(502, b"<html>Bad Gateway</html>").answer(200, MATRIX_OK)
     with make(canned.url) as src:
@@ -163,6 +178,33 @@ def test_5xx_then_success_recovers(canned: Canned) -> None:
     assert series.metric == "up"
     assert series.valid_count() == 1
     assert len(canned.seen) == 2
+
+
+def test_connection_dropped_mid_answer_is_retried(canned: Canned) -> None:
+    canned.answer(200, MATRIX_OK, cut="yes").answer(200, MATRIX_OK)
+    sleeps = Sleeps()
+    with make(canned.url, sleeps) as src:
+        (series,) = query_range(src)  # type: ignore[misc]
+    assert series.valid_count() == 1
+    assert len(canned.seen) == 2 and sleeps == [0.5]
+
+
+def test_connection_dropped_every_time_names_the_cause(canned: Canned) -> None:
+    canned.answer(200, MATRIX_OK, cut="yes")
+    with make(canned.url, retries=1) as src, pytest.raises(SourceUnavailable) as err:
+        query_range(src)
+    assert "answer cut off or corrupt" in str(err.value)
+    assert "IncompleteRead" in str(err.value)
+
+
+def test_partial_answer_warnings_are_logged(
+    canned: Canned, caplog: pytest.LogCaptureFixture
+) -> None:
+    canned.answer(200, {**MATRIX_OK, "warnings": ["store 10.0.0.7:10901 did not answer"]})
+    with make(canned.url) as src:
+        (series,) = query_range(src)  # type: ignore[misc]
+    assert series.valid_count() == 1
+    assert "store 10.0.0.7:10901 did not answer" in caplog.text
 
 
 def test_retry_after_is_honoured_up_to_the_cap(canned: Canned) -> None:
@@ -202,7 +244,17 @@ def test_timeout_is_source_unavailable() -> None:
          "result[0]: a sample value is not a number"),
         (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {"__name__": "up"}, "values": [[T.timestamp() + 17, "1"]]}]}}),
-         "result[0]: points are not on the requested grid"),
+         "result[0]: points must be [time, \"value\"] pairs on the requested grid (time "
+         "1795176017.0 is not on the step grid)"),
+        (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up"}, "values": [[T.timestamp(), "1"],
+             [T.timestamp() + 180, "1"], [T.timestamp() + 120, "1"], [T.timestamp() + 240, "1"]
+             ]}]}}),
+         "times are not strictly increasing"),
+        (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"__name__": "up"}, "values": [[T.timestamp() - 60, "1"]]}]}}),
+         "result[0]: points are outside the requested range (start 1795176000, end "
+         "1795179600, step 60s)"),
         (json.dumps({"status": "success", "data": {"resultType": "matrix", "result": [
             {"metric": {"job": 3}, "values": []}]}}),
          "result[0]: label 'job'=3 is not a string pair"),
