@@ -186,7 +186,7 @@ def _elector(config: Config, clock: Clock, api_client: Any) -> LeaderElector:
     k = config.kubernetes
     client = api_client or kube_api_client(
         in_cluster=k.in_cluster,
-        kubeconfig=str(k.kubeconfig) if k.kubeconfig else None,
+        kubeconfig=str(k.kubeconfig.expanduser()) if k.kubeconfig else None,
         context=k.context,
     )
     lead = config.leader

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from vigil.core import Clock, NotFoundError, PermanentError, RetryableError, VigilError
+from vigil.core import Clock, ConfigError, NotFoundError, PermanentError, RetryableError, VigilError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -184,21 +184,25 @@ class KubeLease:
 
 
 def kube_api_client(
-    *, in_cluster: bool | None = None, kubeconfig: str | None = None, context: str | None = None
+    *, in_cluster: bool = False, kubeconfig: str | None = None, context: str | None = None
 ) -> Any:
-    """An ``ApiClient``: in-cluster when ``in_cluster`` (or, when ``None``, when the pod's
-    ServiceAccount token is mounted), else from ``kubeconfig``/``context``."""
-    from pathlib import Path
-
+    """An ``ApiClient`` with the pod's ServiceAccount (``in_cluster``) or a kubeconfig."""
     from kubernetes import config
     from kubernetes.client import ApiClient, Configuration
 
-    token = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-    if in_cluster or (in_cluster is None and token.exists()):
-        cfg = Configuration()
-        config.load_incluster_config(client_configuration=cfg)
-        return ApiClient(cfg)
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+    cfg = Configuration()
+    try:
+        if in_cluster:
+            config.load_incluster_config(client_configuration=cfg)
+        else:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=cfg,
+                persist_config=False,
+            )  # fmt: skip
+    except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+        source = "the in-cluster ServiceAccount" if in_cluster else f"kubeconfig {kubeconfig}"
+        raise ConfigError(f"leader election: cannot load {source}: {exc}") from exc
+    return ApiClient(cfg)
 
 
 def pod_identity() -> str:

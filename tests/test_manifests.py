@@ -196,11 +196,13 @@ def test_the_agent_identity_may_hold_the_leader_lease(kubeconfig: Path) -> None:
     [cm] = docs(DEPLOY / "config.yaml")
     lease = yaml.safe_load(cm["data"]["vigil.yaml"])["leader"]
     clock = ManualClock(datetime(2026, 11, 23, 12, tzinfo=UTC))
-    elector = LeaderElector(KubeLease(agent, lease["namespace"], lease["name"]), "pod-a", clock)
+    # a name of its own: other tests (the adapter's RBAC test) use the shipped one
+    name = f"{lease['name']}-manifest-test"
+    elector = LeaderElector(KubeLease(agent, lease["namespace"], name), "vigil-7f9c-x1", clock)
     assert elector.step() is True
     assert elector.step() is True  # renew (update) is allowed too
     assert elector.release() is True
     status, _ = apiserver.request(
-        agent, "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/vigil/leases/{lease['name']}"
+        agent, "DELETE", f"/apis/coordination.k8s.io/v1/namespaces/vigil/leases/{name}"
     )
     assert status == 403  # least privilege: get, create, update only
