@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ConfigError
+from vigil.sim.settings import SimSettings
 
 __all__ = [
     "ENV_PREFIX",
@@ -84,21 +86,6 @@ class PrometheusSettings(_Group):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
-
-
-class KubernetesSettings(_Group):
-    in_cluster: bool | None = Field(
-        None,
-        description="Use the pod's service account; null = auto (in-cluster when available).",
-    )
-    kubeconfig: Path | None = Field(
-        None, description="Path to a kubeconfig (default: $KUBECONFIG or ~/.kube/config)."
-    )
-    context: str | None = Field(None, description="kubeconfig context; null = current context.")
-    timeout: Seconds = Field(15.0, description="Seconds per API request.")
-    conflict_retries: int = Field(
-        3, ge=0, le=10, description="Re-reads and retries after a 409 conflict."
-    )
 
 
 class DetectionSettings(_Group):
@@ -306,6 +293,7 @@ class Config(BaseModel):
     nlq: NlqSettings = Field(default_factory=NlqSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
 
 
 def config_schema() -> dict[str, Any]:

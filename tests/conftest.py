@@ -7,8 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.kubefixture import KubeServer, WorldPool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,3 +69,33 @@ def prometheus_factory(
 
     with stack:
         yield start
+
+
+# ---------------------------------------------------------------- real kube-apiserver
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeServer]:
+    """One real control plane (etcd, kube-apiserver, controller-manager) per session."""
+    from tests.kubefixture import skip_reason, start, stop
+
+    shared = shared_dir()
+    reason = skip_reason(shared)
+    if reason is not None or shared is None:
+        pytest.skip(reason or "no shared dir")
+    workdir = tmp_path_factory.mktemp("kube")
+    server = start(shared, workdir)
+    try:
+        yield server
+    finally:
+        stop(server.dir, shared)
+
+
+@pytest.fixture(scope="session")
+def worlds(kube: KubeServer) -> Iterator[WorldPool]:
+    """Fresh ``World``s (tests/cluster_behaviours.py) on the real API server, built ahead."""
+    from tests.kubefixture import WorldPool
+
+    pool = WorldPool(kube)
+    try:
+        yield pool
+    finally:
+        pool.close()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vigil.agent.cli import _config_cmd, _run_cmd
+from vigil.agent.cli import _config_cmd, _demo_cmd, _run_cmd
 from vigil.agent.cli._state import state
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich costs ~0.1 s on every `--help`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -49,3 +50,4 @@ def _global(
 
 app.add_typer(_config_cmd.app, name="config")
 _run_cmd.register(app)
+_demo_cmd.register(app)

@@ -12,7 +12,11 @@ import typer
 
 from vigil.agent.cli._state import state
 
-app = typer.Typer(help="Validate, describe and show the configuration.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate, describe and show the configuration.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @app.command()

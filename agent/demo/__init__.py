@@ -1,0 +1,136 @@
+"""``vigil demo``: the whole loop on the digital twin at fast-forward, then a report.
+
+Builds the default scenario (``vigil.sim``), runs the agent's real tick (the same
+stages ``vigil run`` uses) against the twin's ``MetricSource`` and ``Cluster`` with a
+``ManualClock``, replays the same seed with vigil off, scores the run against the
+twin's ground truth and writes a text and an HTML report plus the store, so
+``vigil ask`` and ``vigil status`` can answer from it afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vigil.agent.demo._report import plot_data, render_text, write_html
+from vigil.agent.demo._scoring import DemoScore, IncidentOutcome, score_run
+
+if TYPE_CHECKING:
+    from vigil.agent.config import Config
+
+__all__ = ["DemoResult", "DemoScore", "IncidentOutcome", "render_text", "run_demo"]
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    score: DemoScore
+    seed: int
+    days: float
+    ticks: int
+    tick_seconds: float
+    wall_seconds: float
+    out_dir: Path
+    store_path: Path
+    notifications_path: Path
+    stage_seconds: dict[str, float]
+    tick_errors: int
+    sim_start: datetime | None = None
+    html_path: Path | None = None
+
+
+def demo_config(config: Config, out_dir: Path) -> Config:
+    """The user's config with what the twin needs: acting (it is simulated), a store and
+    a notification file under ``out_dir``."""
+    guardrails = config.guardrails.model_copy(update={"dry_run": False})
+    store = config.store.model_copy(update={"path": out_dir / "vigil.db"})
+    notify = config.notify.model_copy(update={"file": out_dir / "notifications.jsonl"})
+    return config.model_copy(update={"guardrails": guardrails, "store": store, "notify": notify})
+
+
+def run_demo(
+    config: Config,
+    out_dir: Path,
+    *,
+    tick_seconds: float = 300.0,
+    progress: Progress | None = None,
+    html: bool = True,
+) -> DemoResult:
+    """Run the demo into ``out_dir`` (replacing a previous demo there) and score it."""
+    from vigil.agent.demo._stages import demo_stages
+    from vigil.agent.wiring import build_loop, open_store
+    from vigil.core import ManualClock
+    from vigil.sim import build_twin, replay_without_agent, scenario_from_settings
+
+    if tick_seconds < config.sim.step_seconds:
+        raise ValueError(
+            f"the agent cannot tick every {tick_seconds:g} s: the twin steps every "
+            f"{config.sim.step_seconds:g} s"
+        )
+    began = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("vigil.db", "vigil.db-wal", "vigil.db-shm", "notifications.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    cfg = demo_config(config, out_dir)
+    scenario = scenario_from_settings(cfg.sim)
+    clock = ManualClock(scenario.start)
+    twin = build_twin(scenario, clock=clock)
+    store = open_store(cfg, clock=clock)
+    try:
+        engine, extra = demo_stages(cfg, twin=twin, store=store, clock=clock)
+        loop = build_loop(
+            cfg, source=twin.metrics, store=store, clock=clock, engine=engine, extra_stages=extra
+        )
+        stage_seconds: dict[str, float] = {}
+        ticks = errors = 0
+        step = timedelta(seconds=tick_seconds)
+        total = (scenario.end - scenario.start) / step
+        when = scenario.start + step
+        while when <= scenario.end:
+            twin.advance_to(when)
+            outcome = loop.tick()
+            ticks += 1
+            errors += bool(outcome.errors)
+            for name, secs in outcome.durations.items():
+                stage_seconds[name] = stage_seconds.get(name, 0.0) + secs
+            if progress is not None:
+                progress(
+                    ticks / total, f"{when:%a %H:%M} · {len(outcome.context.findings)} findings"
+                )
+            when += step
+        if progress is not None:
+            progress(1.0, "replaying the same seed with vigil off")
+        baseline = replay_without_agent(scenario)
+        notes = cfg.notify.file
+        sent = sum(1 for _ in notes.open()) if notes and notes.exists() else 0
+        score = score_run(twin, baseline, store, start=scenario.start, notifications=sent)
+        data = plot_data(twin, scenario.start, score) if html else None
+    finally:
+        store.close()
+    assert cfg.notify.file is not None
+    result = DemoResult(
+        score=score,
+        seed=cfg.sim.seed,
+        days=cfg.sim.days,
+        ticks=ticks,
+        tick_seconds=tick_seconds,
+        wall_seconds=time.perf_counter() - began,
+        out_dir=out_dir,
+        store_path=cfg.store.path,
+        notifications_path=cfg.notify.file,
+        stage_seconds=stage_seconds,
+        tick_errors=errors,
+        sim_start=scenario.start,
+        html_path=out_dir / "report.html" if data is not None else None,
+    )
+    (out_dir / "report.txt").write_text(render_text(result) + "\n", encoding="utf-8")
+    if data is not None and result.html_path is not None:
+        if progress is not None:
+            progress(1.0, "drawing the HTML report")
+        write_html(result, data, result.html_path)
+    return result
