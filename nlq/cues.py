@@ -68,6 +68,8 @@ _CUES: tuple[tuple[str, re.Pattern[str], float], ...] = tuple(
             1.0,
         ),
         ("metric_trend", r"\bsince\b|\bover\s+the\s+(last|past)\b", 0.8),
+        ("actions_list", r"\bdid\b.*\b(fix|help|work|solve|resolve)\w*|\bdry[\s-]?runs?\b", 1.5),
+        ("metric_value", r"\btotal\b|\boverall\b|\baltogether\b|\bin\s+sum\b", 1.0),
         (
             "latency",
             r"\bp(50|90|95|99)\b|latenc|lattency|response\s+times?|\bslow|duration|percentile|how\s+fast|sql|quer(y|ies)|querys",

@@ -289,6 +289,20 @@ def capacity(ctx: Ctx) -> Answer:
     )
 
 
+def _target_scope(ctx: Ctx) -> tuple[str, list[object]]:
+    """`` AND …`` limiting actions to the question's namespace and service (or its pods)."""
+    e = ctx.ent
+    sql, params = "", list[object]()
+    if e.namespace:
+        sql += " AND target_namespace = ?"
+        params.append(e.namespace)
+    if e.service:
+        names = [e.service, *ctx.inv.pods_of(e.service)]
+        sql += f" AND target_name IN ({', '.join('?' for _ in names)})"
+        params += names
+    return sql, params
+
+
 def health_summary(ctx: Ctx) -> Answer:
     e = ctx.ent
     scope = e.service or e.namespace or "the cluster"
@@ -323,9 +337,9 @@ def health_summary(ctx: Ctx) -> Answer:
             lines.append("No open anomalies.")
         sql = "SELECT id, playbook, target_namespace, target_name FROM actions WHERE status = ?"
         params = ["pending-approval"]
-        if e.namespace:
-            sql += " AND target_namespace = ?"
-            params.append(e.namespace)
+        scope_sql, scope_params = _target_scope(ctx)
+        sql += scope_sql
+        params += scope_params
         pend = ctx.sql(sql + " ORDER BY created_at", params)
         if pend:
             lines.append(
@@ -336,11 +350,8 @@ def health_summary(ctx: Ctx) -> Answer:
                 )
                 + "."
             )
-        sql = "SELECT COUNT(*) AS n FROM actions WHERE created_at >= ?"
-        params = [sql_time(default_range("last_24h", ctx.now).start)]
-        if e.namespace:
-            sql += " AND target_namespace = ?"
-            params.append(e.namespace)
+        sql = "SELECT COUNT(*) AS n FROM actions WHERE created_at >= ?" + scope_sql  # noqa: S608 (only "?" marks)
+        params = [sql_time(default_range("last_24h", ctx.now).start), *scope_params]
         recent = ctx.sql(sql, params)
         if recent and recent[0]["n"]:
             lines.append(f"{recent[0]['n']} action(s) journaled in the last 24 hours.")

@@ -69,20 +69,24 @@ def metric_top(ctx: Ctx) -> Answer:
     e.limit = limit
     unit = UNITS[metric]
     per_service = bool(re.search(r"\b(services|service|deployments|apps)\b", ctx.question.lower()))
+    per_ns = bool(re.search(r"\bnamespaces\b", ctx.question.lower())) and not e.namespace
     if metric in _POD_METRICS:
         expr = promql.pod_metric(
             m, metric, seconds=rng.seconds, namespace=e.namespace, service=e.service, pod=e.pod
         )
-        if per_service and not e.service:
+        if per_ns:
+            expr = f"sum by ({m.namespace_label}) ({expr})"
+            per_service = False
+        elif per_service and not e.service:
             keys = f"{m.namespace_label}, {m.pod_service_label}"
             expr = f"sum by ({keys}) ({expr}{promql.service_join(m, e.namespace, None)})"
         samples = ctx.prom(promql.by_pod(m, expr, top=limit), at=rng.end)
-        name_of = (
-            (lambda s: s.labels.get(m.pod_service_label, "?"))
-            if per_service and not e.service
-            else (lambda s: s.labels.get(m.pod_label, "?"))
-        )
-        key = "service" if per_service and not e.service else "pod"
+        label, key = m.pod_label, "pod"
+        if per_ns:
+            label, key = m.namespace_label, "namespace"
+        elif per_service and not e.service:
+            label, key = m.pod_service_label, "service"
+        name_of = lambda s: s.labels.get(label, "?")  # noqa: E731
     else:
         expr = _service_metric_expr(ctx, metric, rng.seconds, by_service=True)
         samples = ctx.prom(f"topk({limit}, {expr})", at=rng.end)
@@ -111,9 +115,12 @@ def metric_top(ctx: Ctx) -> Answer:
         f"Top {len(rows)} {key}s by {WORDS[metric]}{scope} ({rng.describe()}): "
         f"{first[key]} leads with {first[WORDS[metric]]}."
     )
-    return ctx.answer(
-        "metric_top", headline=head, columns=["rank", key, "namespace", WORDS[metric]], rows=rows
+    cols = (
+        ["rank", key, WORDS[metric]]
+        if key == "namespace"
+        else ["rank", key, "namespace", WORDS[metric]]
     )
+    return ctx.answer("metric_top", headline=head, columns=cols, rows=rows)
 
 
 def _value_expr(ctx: Ctx, metric: str, seconds: int) -> str:
@@ -290,22 +297,31 @@ def latency(ctx: Ctx) -> Answer:
         return ctx.answer("latency", headline=head)
     quant = 0.99 if e.metric == "http_latency_p99" else 0.95
     labels = {m.namespace_label: e.namespace} if e.namespace else {}
-    expr = promql.histogram_quantile(
-        m.http_duration_bucket, quant, labels, (m.service_label,), rng.seconds
-    )
-    samples = sorted(
-        (s for s in ctx.prom(expr, at=rng.end) if math.isfinite(s.value)), key=lambda s: -s.value
-    )
+    by_q: dict[float, dict[str, float]] = {}
+    for q in (0.95, 0.99):
+        expr = promql.histogram_quantile(
+            m.http_duration_bucket, q, labels, (m.service_label,), rng.seconds
+        )
+        by_q[q] = {
+            s.labels.get(m.service_label, "?"): s.value
+            for s in ctx.prom(expr, at=rng.end)
+            if math.isfinite(s.value)
+        }
+    ranked = sorted(by_q[quant].items(), key=lambda kv: -kv[1])
     limit = e.limit or ctx.settings.default_limit
-    if not samples:
+    if not ranked:
         return ctx.answer("latency", headline=f"No request latency data ({rng.describe()}).")
     col = f"p{int(quant * 100)}"
     rows = [
-        {"service": s.labels.get(m.service_label, "?"), col: fmt(s.value, "seconds")}
-        for s in samples[:limit]
+        {
+            "service": svc,
+            "p95": fmt(by_q[0.95].get(svc), "seconds"),
+            "p99": fmt(by_q[0.99].get(svc), "seconds"),
+        }
+        for svc, _ in ranked[:limit]
     ]
     head = f"Slowest services by {col} ({rng.describe()}): {rows[0]['service']} at {rows[0][col]}."
-    return ctx.answer("latency", headline=head, columns=["service", col], rows=rows)
+    return ctx.answer("latency", headline=head, columns=["service", "p95", "p99"], rows=rows)
 
 
 def error_rate(ctx: Ctx) -> Answer:

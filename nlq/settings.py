@@ -56,7 +56,7 @@ class NlqSettings(BaseModel):
         "0.85 accepts one typo in a short name and refuses guesses.",
     )
     min_confidence: float = Field(
-        0.30,
+        0.20,
         ge=0.0,
         le=1.0,
         description="Classifier probability below which vigil asks to rephrase (0..1).",
