@@ -298,11 +298,11 @@ def latency(ctx: Ctx) -> Answer:
     quant = 0.99 if e.metric == "http_latency_p99" else 0.95
     labels = {m.namespace_label: e.namespace} if e.namespace else {}
     by_q: dict[float, dict[str, float]] = {}
-    for q in (0.95, 0.99):
+    for level in (0.95, 0.99):
         expr = promql.histogram_quantile(
-            m.http_duration_bucket, q, labels, (m.service_label,), rng.seconds
+            m.http_duration_bucket, level, labels, (m.service_label,), rng.seconds
         )
-        by_q[q] = {
+        by_q[level] = {
             s.labels.get(m.service_label, "?"): s.value
             for s in ctx.prom(expr, at=rng.end)
             if math.isfinite(s.value)
