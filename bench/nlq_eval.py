@@ -11,16 +11,18 @@ values at its "now". Needs the Debian prometheus/promtool binaries and ``../shar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 import nlqworld  # noqa: E402
 
@@ -67,10 +69,12 @@ class RecordingSource:
         return self.inner.label_values(label, selector)
 
 
-def evaluate(world: nlqworld.World, items: Sequence[Mapping[str, Any]]) -> list[str]:
+def evaluate(
+    world: nlqworld.World, items: Sequence[Mapping[str, Any]], cluster: Any = None
+) -> list[str]:
     source = RecordingSource(PrometheusSource(world.prom_url, timeout=30, retries=1))
     reader = nlqworld.SqlReader(world.store_path)
-    engine = Engine(metrics=source, store=reader, clock=ManualClock(world.now))
+    engine = Engine(metrics=source, store=reader, cluster=cluster, clock=ManualClock(world.now))
     engine.inventory()  # warm the name cache once, as a chat session does
     services = sorted(engine.inventory().services)
     before = nlqworld.action_statuses(world.store_path)
@@ -93,6 +97,7 @@ def evaluate(world: nlqworld.World, items: Sequence[Mapping[str, Any]]) -> list[
         writes = sum(
             1 for sql, _ in reader.statements if not sql.lstrip().upper().startswith("SELECT")
         )
+        writes += cluster.writes() if cluster is not None else 0
         statuses = nlqworld.action_statuses(world.store_path)
         return Observation(
             answer=data,
@@ -114,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--questions", type=Path, default=REPO / "tests" / "evals" / "questions.yaml"
     )
     parser.add_argument("--fixture", type=Path, default=None)
+    parser.add_argument(
+        "--kube", action="store_true", help="also load the pods on a real kube-apiserver"
+    )
     args = parser.parse_args(argv)
     items = load_questions(args.questions)
     args.fixture = args.fixture or default_fixture()
@@ -121,11 +129,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         nlqworld.running_world(args.fixture, Path(tmp)) as world,
+        contextlib.ExitStack() as stack,
     ):
+        cluster = stack.enter_context(_kube(world, args.fixture, Path(tmp))) if args.kube else None
         print(f"world up in {time.perf_counter() - began:.1f} s", file=sys.stderr)
-        for line in evaluate(world, items):
+        for line in evaluate(world, items, cluster):
             print(line)
     return 0
+
+
+@contextlib.contextmanager
+def _kube(world: nlqworld.World, fixture: Path, tmp: Path) -> Iterator[nlqworld.RecordingCluster]:
+    """A real kube-apiserver with the fixture's pods (``tests/kubefixture.py``)."""
+    from tests import kubefixture
+    from vigil.actions.kubernetes import KubernetesCluster
+
+    shared = fixture.parent.parent if fixture.parent.name == "notes" else REPO.parent / "shared"
+    reason = kubefixture.skip_reason(shared)
+    if reason:
+        raise SystemExit(f"--kube: {reason}")
+    (tmp / "kube").mkdir(parents=True, exist_ok=True)
+    server = kubefixture.start(shared, tmp / "kube")
+    try:
+        nlqworld.load_kube(world.fixture, server.admin())
+        yield nlqworld.RecordingCluster(KubernetesCluster(server.admin()))
+    finally:
+        kubefixture.stop(server.dir, shared)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,8 @@ def pod_states(ctx: Ctx) -> list[PodState]:
     e, m = ctx.ent, ctx.m
     if ctx.cluster is not None:
         states = []
+        ctx.queries.append(_k8s_query(e.namespace))
         for p in ctx.cluster.list_pods(e.namespace):
-            ctx.queries.append(_k8s_query(e.namespace))
             status = p.waiting_reason or p.phase
             states.append(
                 PodState(

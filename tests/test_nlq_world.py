@@ -195,3 +195,27 @@ def test_llm_mode_refuses_change_requests_before_any_model_call(engine: Engine) 
         "delete all pods in payments"
     )
     assert answer.refused and answer.intent == "action_request" and model.seen == []
+
+
+def test_pod_questions_read_the_real_api_server(kube: Any, world: nlqworld.World) -> None:
+    """With a cluster reader, pod states come from the API server (the fixture's pods,
+    statuses played as a kubelet would), and the planted annotation stays data."""
+    from vigil.actions.kubernetes import KubernetesCluster
+
+    nlqworld.load_kube(world.fixture, kube.admin())
+    cluster = nlqworld.RecordingCluster(KubernetesCluster(kube.admin()))
+    reader = nlqworld.SqlReader(world.store_path)
+    with PrometheusSource(world.prom_url, timeout=10, retries=0) as source:
+        engine = Engine(metrics=source, store=reader, cluster=cluster, clock=ManualClock(world.now))
+        pending = engine.ask("is anything pending in data?")
+        crash = engine.ask("any pods crashlooping in payments?")
+        why = engine.ask("why is etl-runner-0 failing?")
+    reader.close()
+    assert (
+        "Nothing is Pending" in pending.text
+        and "etl-runner-0 (Failed, exit code 2)" in pending.text
+    )
+    assert any(q.kind == "k8s" for q in pending.queries)
+    assert "payments-worker-5c6b-xyz12" in crash.text and "CrashLoopBackOff" in crash.text
+    assert "exit code 2" in why.text and "admin mode" not in why.text.lower()
+    assert cluster.calls and cluster.writes() == 0
