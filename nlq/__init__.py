@@ -33,10 +33,10 @@ __all__ = [
 ]
 
 
-def ask(engine: Engine, question: str, *, as_json: bool = False) -> tuple[str, int]:
-    """What ``vigil ask "…" [--json]`` prints, and its exit code (0 answered, 2 refused)."""
+def ask(engine: Engine, question: str, *, as_json: bool = False) -> str:
+    """What ``vigil ask "…" [--json]`` prints: the answer and the queries it ran, or one
+    JSON object. Refusals are answers too (the command exits 0 for them)."""
     import json
 
     answer = engine.ask(question)
-    text = json.dumps(answer.as_json(), indent=2) if as_json else render_text(answer)
-    return text, 2 if answer.refused else 0
+    return json.dumps(answer.as_json(), indent=2) if as_json else render_text(answer)

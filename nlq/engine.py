@@ -190,11 +190,15 @@ class Engine:
                 f"queried. Known services include: {known}.",
                 refused=True,
             )
+        if intent in _RECORD_INTENTS:
+            # people's names ("what did bob reject") are not targets of record questions
+            ent.unknown = [w for w in ent.unknown if ent.unknown_after.get(w) in _STRONG_SLOT]
         if ent.unknown and not (
             ent.service or ent.pod or (ent.namespace and intent not in _NEEDS_TARGET)
         ):
             word = ent.unknown[0]
-            close = suggestions(word, inv)
+            ns_slot = ent.unknown_after.get(word) in {"in", "namespace", "ns"}
+            close = suggestions(word, inv, namespace_slot=ns_slot)
             return Answer(
                 intent,
                 entities=ent.as_json(),
@@ -218,6 +222,9 @@ class Engine:
 
 
 _RECORD_INTENTS = {"anomalies_list", "actions_list", "action_explain"}
+_STRONG_SLOT = {
+    "for", "on", "of", "about", "in", "service", "svc", "deployment", "pod", "namespace", "ns",
+}  # fmt: skip
 _METRIC_INTENTS = {
     "metric_top", "metric_value", "metric_trend", "latency", "error_rate", "forecast", "capacity",
 }  # fmt: skip

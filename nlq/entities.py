@@ -57,7 +57,7 @@ _METRICS = (
         r"5xx|\b50\ds\b|\b50\d\s+(errors?|responses?)|errors?\b|eror|erorr|error rate|"
         r"fail(ing|ure|s)",
     ),
-    ("restarts", r"restart|restrat|crash|oom"),
+    ("restarts", r"restart|restrat|crash|\boom"),
     (
         "request_rate",
         r"traffic|trafic|\brps\b|\bqps\b|requests?|throughput|\bload\b|busier|busiest",
@@ -101,6 +101,7 @@ class Entities:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    unknown_after: dict[str, str] = field(default_factory=dict)
     invalid: list[str] = field(default_factory=list)
     masked: str = ""
     limit_asked: int | None = None
@@ -300,6 +301,7 @@ def extract(
             continue  # a misspelt ordinary word, not a name
         if before in _SLOT_BEFORE or after in _SLOT_AFTER or "-" in tok:
             ent.unknown.append(tok)
+            ent.unknown_after[tok] = before
     ent.masked = " ".join(t for t in masked if t)
     # the metric from the words around the names ("orders-db" says nothing about databases)
     ent.metric = _metric(
@@ -321,8 +323,11 @@ def _assign(ent: Entities, inv: Inventory, kind: str, name: str) -> None:
         ent.namespace = name
 
 
-def suggestions(word: str, inv: Inventory) -> list[str]:
-    """Up to three known names closest to ``word`` (services first, then the rest)."""
+def suggestions(word: str, inv: Inventory, *, namespace_slot: bool = False) -> list[str]:
+    """Up to three known names closest to ``word`` (namespaces first after "in X", else
+    services first, then the rest)."""
+    if namespace_slot and inv.namespaces:
+        return _closest(word, inv.namespaces)
     close = _closest(word, inv.services) if inv.services else []
     if not close:
         close = _closest(word, inv.namespaces | set(inv.pod_ns))
