@@ -263,6 +263,8 @@ def _inherit(ent: Entities, previous: Answer, inv: Inventory) -> None:
     for key in ("metric", "severity", "status", "dry_run", "limit", "threshold_ms"):
         if getattr(ent, key) is None and old.get(key) is not None:
             setattr(ent, key, old[key])
+    back = {"rejected": "denied", "pending_approval": "pending-approval"}
+    ent.status = back.get(ent.status, ent.status) if ent.status else ent.status
     if ent.time_range is None and "time_range" in old:
         from datetime import datetime
 

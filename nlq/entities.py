@@ -108,13 +108,21 @@ class Entities:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("service", "namespace", "pod", "metric", "limit", "severity", "status"):
+        for key in ("service", "namespace", "pod", "metric", "limit", "severity"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.time_range is not None:
             out["time_range"] = self.time_range.as_json()
         if self.horizon is not None:
             out["horizon"] = self.horizon.name
+        if self.status is not None:
+            # the taxonomy's words for the journal's statuses
+            out["status"] = {"denied": "rejected", "pending-approval": "pending_approval"}.get(
+                self.status, self.status
+            )
+        if self.threshold_ms is not None:
+            ms = self.threshold_ms
+            out["threshold"] = f"{ms / 1000:g}s" if ms >= 1000 and ms % 1000 == 0 else f"{ms:g}ms"
         for key in ("threshold_ms", "dry_run", "action_id", "anomaly_id", "compare_to"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)

@@ -192,7 +192,8 @@ def capacity(ctx: Ctx) -> Answer:
         want_nodes = want_hpa = want_pvc = True
     rows: list[dict[str, object]] = []
     lines: list[str] = []
-    if want_nodes and not (want_pvc and not re.search(r"node|cpu|mem", lower)):
+    everything = want_nodes and want_hpa and want_pvc
+    if want_nodes and (everything or not (want_pvc and not re.search(r"node|cpu|mem", lower))):
         asked = [
             r
             for r in ("memory", "cpu")

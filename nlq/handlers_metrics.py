@@ -65,6 +65,8 @@ def metric_top(ctx: Ctx) -> Answer:
         metric = "memory"
     e.metric = metric
     rng = _range(ctx, "last_1h")
+    # "right now" ranks by the last five minutes (a day for restarts), not a single sample
+    window = rng.seconds if not rng.instant else (86400 if metric == "restarts" else 300)
     limit = e.limit or ctx.settings.default_limit
     e.limit = limit
     unit = UNITS[metric]
@@ -72,7 +74,7 @@ def metric_top(ctx: Ctx) -> Answer:
     per_ns = bool(re.search(r"\bnamespaces\b", ctx.question.lower())) and not e.namespace
     if metric in _POD_METRICS:
         expr = promql.pod_metric(
-            m, metric, seconds=rng.seconds, namespace=e.namespace, service=e.service, pod=e.pod
+            m, metric, seconds=window, namespace=e.namespace, service=e.service, pod=e.pod
         )
         if per_ns:
             expr = f"sum by ({m.namespace_label}) ({expr})"
@@ -88,7 +90,7 @@ def metric_top(ctx: Ctx) -> Answer:
             label, key = m.pod_service_label, "service"
         name_of = lambda s: s.labels.get(label, "?")  # noqa: E731
     else:
-        expr = _service_metric_expr(ctx, metric, rng.seconds, by_service=True)
+        expr = _service_metric_expr(ctx, metric, window, by_service=True)
         samples = ctx.prom(f"topk({limit}, {expr})", at=rng.end)
         name_of = lambda s: s.labels.get(m.service_label, "?")  # noqa: E731
         key = "service"
@@ -202,7 +204,8 @@ def metric_trend(ctx: Ctx) -> Answer:
     vals = series[0].values
     ok = vals[np.isfinite(vals)]
     first, last = float(ok[0]), float(ok[-1])
-    change = (last - first) / abs(first) * 100 if first else 0.0
+    scale = max(abs(first), abs(float(ok.max())), 1e-12)
+    change = (last - first) / abs(first) * 100 if first else (last - first) / scale * 100
     direction = "up" if change > 5 else "down" if change < -5 else "about flat"
     head = (
         f"{_target(ctx)} {WORDS[metric]} over {rng.describe()}: {fmt(first, unit)} → "

@@ -14,10 +14,11 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from vigil.nlq.answer import Answer
 from vigil.nlq.context import Ctx, fmt, sql_time, when
-from vigil.nlq.timeparse import default_range
+from vigil.nlq.timeparse import Horizon, default_range
 
 __all__ = ["action_explain", "actions_list", "anomalies_list", "forecast"]
 
@@ -36,6 +37,15 @@ _ACTION_COLS = (
     "(SELECT f.resolved_at FROM findings f WHERE f.id = a.finding_id) AS finding_resolved_at "
     "FROM actions a WHERE 1 = 1"
 )
+
+
+# Journal statuses in people's words (the store's are ``pending-approval``, ``denied``…).
+_STATUS_WORDS = {
+    "pending-approval": "pending approval",
+    "denied": "rejected (denied)",
+    "dry-run": "dry run (would have acted)",
+    "refused": "refused by a guardrail",
+}
 
 
 def _service_of(row: Mapping[str, Any]) -> str:
@@ -101,12 +111,12 @@ def anomalies_list(ctx: Ctx) -> Answer:
     sql += " ORDER BY started_at DESC LIMIT ?"
     params.append(e.limit or ctx.settings.max_limit)
     rows = [_anomaly_row(r) for r in ctx.sql(sql, params)]
-    span = e.time_range.describe() if e.time_range else ""
+    span = f" ({e.time_range.describe()})" if e.time_range else ""
     if not rows:
-        return ctx.answer("anomalies_list", headline=f"No anomalies match ({span}).")
+        return ctx.answer("anomalies_list", headline=f"No anomalies match{span}.")
     crit = sum(1 for r in rows if r["severity"] == "critical")
     head = (
-        f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'} ({span})"
+        f"{len(rows)} anomal{'y' if len(rows) == 1 else 'ies'}{span}"
         + (f", {crit} critical" if crit else "")
         + ": "
         + "; ".join(
@@ -156,7 +166,7 @@ def _action_row(row: Mapping[str, Any]) -> dict[str, Any]:
         else f"{row['playbook']} ({row['action']})",
         "target": target,
         "params": _params_text(row.get("params")),
-        "status": row["status"],
+        "status": _STATUS_WORDS.get(row["status"], row["status"]),
         "dry-run": "yes" if row["mode"] == "dry-run" or row["status"] == "dry-run" else "no",
         "outcome": _outcome(row),
         "note": row.get("message") or row.get("reason") or "",
@@ -192,15 +202,16 @@ def actions_list(ctx: Ctx) -> Answer:
     sql += " ORDER BY a.created_at DESC LIMIT ?"
     params.append(e.limit or ctx.settings.max_limit)
     rows = [_action_row(r) for r in ctx.sql(sql, params)]
-    span = e.time_range.describe() if e.time_range else ""
+    span = f" ({e.time_range.describe()})" if e.time_range else ""
     notes: list[str] = []
     if any(w in ctx.question.lower() for w in ("notif", "slack", "tell", "told", "message")):
         notes = _notifications(ctx)
     if not rows:
-        what = f"{e.status} " if e.status and e.status != "open" else ""
-        return ctx.answer("actions_list", headline=f"No {what}actions ({span}).", notes=notes)
+        what = _STATUS_WORDS.get(e.status or "", e.status or "")
+        what = f"{what} " if what and what != "open" else ""
+        return ctx.answer("actions_list", headline=f"No {what}actions{span}.", notes=notes)
     head = (
-        f"{len(rows)} action{'s' if len(rows) != 1 else ''} ({span}): "
+        f"{len(rows)} action{'s' if len(rows) != 1 else ''}{span}: "
         + "; ".join(f"{r['id']} {r['action']} {r['target']} {r['status']}" for r in rows[:6])
         + "."
     )
@@ -234,7 +245,7 @@ def _chain_for_action(ctx: Ctx, row: Mapping[str, Any]) -> list[str]:
     r = _action_row(row)
     line = f"Action {r['id']} {r['action']} on {r['target']}"
     line += f" ({r['params']})" if r["params"] else ""
-    line += f" is {row['status']}"
+    line += f" is {_STATUS_WORDS.get(row['status'], row['status'])}"
     line += " as a dry run" if r["dry-run"] == "yes" else ""
     line += f", proposed {r['when']}"
     if row.get("reason"):
@@ -352,6 +363,12 @@ def _pod_evidence(ctx: Ctx) -> list[str]:
 
 def forecast(ctx: Ctx) -> Answer:
     e = ctx.ent
+    if e.horizon is None:
+        e.horizon = Horizon("next_1h", 3600)
+    elif e.horizon.name == "tonight":  # until midnight, in whole hours
+        local = ctx.now.astimezone(ZoneInfo(ctx.settings.timezone))
+        left = 24 * 3600 - (local.hour * 3600 + local.minute * 60)
+        e.horizon = Horizon(f"next_{max(1, round(left / 3600))}h", left)
     sql = (
         "SELECT id, target_namespace, target_name, labels, observed_at, details, forecast "
         "FROM findings WHERE kind = 'forecast'"
