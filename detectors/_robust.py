@@ -35,6 +35,8 @@ def nanmedian(x: FloatArray, axis: int = -1) -> FloatArray:
     windows here), about 10× slower than sorting once and picking the middle.
     """
     moved = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    if moved.shape[-1] == 0:
+        return np.full(moved.shape[:-1], np.nan)
     nan = np.isnan(moved)
     if not nan.any():
         return np.asarray(np.median(moved, axis=-1), dtype=np.float64)

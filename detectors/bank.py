@@ -82,9 +82,13 @@ class Bank:
         return self.last_time - self.step * np.arange(k - 1, -1, -1, dtype=np.float64)
 
     def fit(self, now: float, sensitivity: FloatArray) -> None:
+        """Refit on the history; the persistence window carries over, so an incident
+        in progress stays one incident across the refit."""
+        old = self.ensemble
         self.ensemble = self._make_ensemble()
         self.ensemble.fit(self.history(), self.step)
         self.ensemble.sensitivity = np.asarray(sensitivity, dtype=np.float64).copy()
+        self.ensemble.carry_persistence(old)
         self.fitted_at = now
 
     def advance(self, new: FloatArray) -> EnsembleScores:

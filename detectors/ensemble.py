@@ -115,6 +115,12 @@ class Ensemble:
         self._recent = np.zeros((x.shape[0], self.n), dtype=bool)
         self._pos = 0
 
+    def carry_persistence(self, other: Ensemble) -> None:
+        """Take over ``other``'s k-of-n window (same rows), e.g. across a refit."""
+        if other._recent.shape == self._recent.shape:
+            self._recent = other._recent.copy()
+            self._pos = other._pos
+
     def set_sensitivity(self, rows: object, factor: float) -> None:
         """Scale the raw scores of ``rows`` by ``factor`` (> 1 more alarms, < 1 fewer)."""
         if not factor > 0:

@@ -1,7 +1,8 @@
 """Season detection: daily, weekly or none, per series, vectorised over rows.
 
 Called by the seasonal and exponential-smoothing detectors at fit time. A period is
-only considered when the history holds at least ``min_cycles`` of it, and chosen when
+only considered when the history holds ``min_cycles + 1`` of it (three days for a
+daily season by default), and chosen when
 the autocorrelation at that lag of the series minus its trailing one-period mean
 (which removes trend and level shifts but keeps the season) clears ``min_acf``.
 """
@@ -28,7 +29,7 @@ WEEK = 7 * DAY
 
 
 def candidate_periods(n_points: int, step: float, min_cycles: float = 2.0) -> list[int]:
-    """Daily and weekly periods in columns that fit ``min_cycles`` times into the history."""
+    """Daily and weekly periods in columns that fit ``min_cycles + 1`` times in the history."""
     if step <= 0:
         raise ValueError(f"step must be > 0 seconds, got {step}")
     out = []
@@ -37,7 +38,8 @@ def candidate_periods(n_points: int, step: float, min_cycles: float = 2.0) -> li
         if (
             period >= 4
             and abs(period * step - length) < step / 2
-            and n_points >= min_cycles * period
+            # One cycle more than min_cycles: the first is spent on the moving average.
+            and n_points >= (min_cycles + 1) * period
         ):
             out.append(period)
     return out
@@ -116,13 +118,13 @@ def seasonal_profile(history: FloatArray, periods: IntArray, max_cycles: int = 4
         start = n_points - cycles * p
         seg = detrended[:, start:].reshape(len(rows), cycles, p)
         shape = np.nan_to_num(nanmedian(seg, axis=1))
-        # A median of a few cycles is noisy; a short circular mean (1/48 of the period,
-        # 30 minutes of a day) smooths it without blunting the daily shape.
-        width_smooth = max(1, p // 48)
+        # A median of a few cycles is noisy; a short circular running median (1/48 of
+        # the period, 30 minutes of a day) smooths it and, unlike a mean, keeps steps sharp.
+        width_smooth = max(1, p // 48) | 1
         if width_smooth > 1:
-            from scipy.ndimage import uniform_filter1d
+            from scipy.ndimage import median_filter
 
-            shape = uniform_filter1d(shape, size=width_smooth, axis=1, mode="wrap")
+            shape = median_filter(shape, size=(1, width_smooth), mode="wrap")
         shape -= shape.mean(axis=1, keepdims=True)
         profile[rows, :p] = np.roll(shape, start % p, axis=1)
     return profile

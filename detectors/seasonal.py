@@ -39,6 +39,7 @@ class SeasonalBaseline:
         min_points: int = 36,
         min_acf: float = 0.3,
         scale_sample: int = 1024,
+        clip: float = 3.0,
     ) -> None:
         if level_window < 1:
             raise ValueError(f"level_window must be >= 1 point, got {level_window}")
@@ -52,6 +53,7 @@ class SeasonalBaseline:
         self.min_points = int(min_points)
         self.min_acf = float(min_acf)
         self.scale_sample = int(scale_sample)
+        self.clip = float(clip)
         self.periods: IntArray = np.zeros(0, dtype=np.int64)
         self.profile: FloatArray = np.zeros((0, 1))
         self.scale: FloatArray = np.zeros(0)
@@ -90,13 +92,20 @@ class SeasonalBaseline:
                 self.scale[rows] = robust_scale(resid, axis=1)
         self.scale = np.where(np.isfinite(self.scale), np.maximum(self.scale, floor), floor)
         self._buf = np.full((n_rows, w), np.nan)
-        take = min(w, n_points)
+        take = min(3 * w, n_points)
         if take:
             season_tail = self.profile[
                 np.arange(n_rows)[:, None],
                 cols[None, -take:] % np.maximum(self.periods, 1)[:, None],
             ]
-            self._buf[:, w - take :] = x[:, -take:] - season_tail
+            tail = x[:, -take:] - season_tail
+            # Clipped around the median of a longer stretch, as ``update`` clips: a
+            # refit in the middle of an excursion must not start from its level.
+            base = nanmedian(tail, axis=1)[:, None]
+            bound = self.clip * self.scale[:, None]
+            tail = np.where(np.isnan(base), tail, np.clip(tail, base - bound, base + bound))
+            keep = min(w, take)
+            self._buf[:, w - keep :] = tail[:, -keep:]
         self._pos = 0
         self._t = n_points
 
@@ -117,7 +126,14 @@ class SeasonalBaseline:
             out[1, :, j] = expected
             out[2, :, j] = expected - self.threshold * self.scale
             out[3, :, j] = expected + self.threshold * self.scale
-            self._buf[:, self._pos] = col - season
+            # Clipped before it joins the level window: a short excursion must not drag
+            # the level (or the return to normal would look anomalous); a lasting
+            # shift is still adopted, ``clip`` scales per step.
+            bound = self.clip * self.scale
+            deseason = col - season
+            self._buf[:, self._pos] = np.where(
+                np.isnan(level), deseason, np.clip(deseason, level - bound, level + bound)
+            )
             self._pos = (self._pos + 1) % self.level_window
             self._t += 1
         return Scores(score=out[0], expected=out[1], low=out[2], high=out[3])
