@@ -124,7 +124,14 @@ class DetectionEngine:
         )
 
     # ------------------------------------------------------------------ the tick
-    def observe(self, series: Sequence[Series], now: datetime) -> DetectionReport:
+    def observe(
+        self, series: Sequence[Series], now: datetime, *, refit: bool = True
+    ) -> DetectionReport:
+        """Score the new points of ``series``; fit new series; refit due banks.
+
+        With ``refit=False`` due refits wait for ``refit(now)``, which the agent can run
+        as its own job so ticks stay short (a bank of 500 series refits in ~2.5 s).
+        """
         now_ts = to_timestamp(now)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -166,7 +173,8 @@ class DetectionEngine:
 
         started = time.perf_counter()
         self._graduate(now_ts)
-        self._refit_due(now_ts)
+        if refit:
+            self._refit_due(now_ts)
         timings["fit"] = time.perf_counter() - started
         return DetectionReport(
             at=now,
@@ -386,9 +394,14 @@ class DetectionEngine:
                 for row, sid in enumerate(chunk):
                     self._where[sid] = (bank, row)
 
-    def _refit_due(self, now_ts: float) -> None:
+    def refit(self, now: datetime) -> int:
+        """Refit the banks that are due (at most ``max_refits_per_tick``); returns how many."""
+        return self._refit_due(to_timestamp(now))
+
+    def _refit_due(self, now_ts: float) -> int:
         due = [b for b in self._banks if now_ts - b.fitted_at >= self.settings.refit_interval]
-        for bank in sorted(due, key=lambda b: b.fitted_at)[: self.settings.max_refits_per_tick]:
+        chosen = sorted(due, key=lambda b: b.fitted_at)[: self.settings.max_refits_per_tick]
+        for bank in chosen:
             stale = [
                 sid
                 for sid in bank.ids
@@ -398,6 +411,7 @@ class DetectionEngine:
                 self._drop(bank, stale)
                 continue
             bank.fit(now_ts, np.array([self.sensitivity(s) for s in bank.ids]))
+        return len(chosen)
 
     def _drop(self, bank: Bank, stale: list[str]) -> None:
         """Forget stale series; the rest of the bank moves back to the nursery and refits."""

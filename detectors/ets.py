@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.detectors._robust import chunks, nanmean, nanmedian, robust_scale, scale_floor
+from vigil.detectors._robust import (
+    MAD_TO_SIGMA,
+    chunks,
+    nanmean,
+    nanmedian,
+    robust_scale,
+    scale_floor,
+)
 from vigil.detectors.base import BoolArray, FloatArray, IntArray, Scores, as_matrix
 from vigil.detectors.periods import detect_periods
 
@@ -119,6 +126,7 @@ class HoltWintersDetector:
         min_points: int = 36,
         burn_in: int = 12,
         min_acf: float = 0.3,
+        score_sample: int = 1024,
     ) -> None:
         for name, grid in (("alphas", alphas), ("gammas", gammas)):
             if not grid or not all(0.0 < v < 1.0 for v in grid):
@@ -131,6 +139,7 @@ class HoltWintersDetector:
         self.min_points = int(min_points)
         self.burn_in = int(burn_in)
         self.min_acf = float(min_acf)
+        self.score_sample = int(score_sample)
         self.state = HoltWintersState(
             np.zeros(0), np.zeros(0), np.zeros((0, 1)), np.zeros(0, dtype=np.int64), 0
         )
@@ -153,36 +162,49 @@ class HoltWintersDetector:
         level, trend = np.zeros(n_rows), np.zeros(n_rows)
         season = np.zeros((n_rows, width))
         self.alpha, self.gamma, self.scale = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
-        for rows in chunks(n_rows, 2048):
+        grid = [(a, g) for a in self.alphas for g in self.gammas]
+        first = max(self.burn_in, n_points - self.score_sample)
+        # All grid points run in one recursion, stacked along the rows: one Python loop
+        # over the columns instead of one per grid point.
+        for rows in chunks(n_rows, max(1, 3000 // len(grid))):
             sub = x[rows]
+            m = sub.shape[0]
             start = initial_states(sub, periods[rows])
             # A rough scale from the first differences bounds the innovations during
             # the grid search, so anomalies in the history do not steer the choice.
             rough = np.maximum(robust_scale(np.diff(sub, axis=1), axis=1), floor[rows])
-            best_loss = np.full(sub.shape[0], np.inf)
-            for a in self.alphas:
-                for g in self.gammas:
-                    st = HoltWintersState(
-                        start.level.copy(),
-                        start.trend.copy(),
-                        start.season.copy(),
-                        start.periods,
-                        0,
-                    )
-                    fitted = holt_winters_filter(
-                        sub, st, a, self.beta, g, scale=rough * 2, clip=self.clip
-                    )
-                    err = (sub - fitted)[:, self.burn_in :]
-                    loss = np.nan_to_num(nanmedian(np.abs(err), axis=1), nan=np.inf)
-                    better = loss < best_loss
-                    best_loss = np.where(better, loss, best_loss)
-                    self.alpha[rows] = np.where(better, a, self.alpha[rows])
-                    self.gamma[rows] = np.where(better, g, self.gamma[rows])
-                    level[rows] = np.where(better, st.level, level[rows])
-                    trend[rows] = np.where(better, st.trend, trend[rows])
-                    season[rows] = np.where(better[:, None], st.season, season[rows])
-                    scale = robust_scale(err, axis=1)
-                    self.scale[rows] = np.where(better, scale, self.scale[rows])
+            reps = len(grid)
+            st = HoltWintersState(
+                np.tile(start.level, reps),
+                np.tile(start.trend, reps),
+                np.tile(start.season, (reps, 1)),
+                np.tile(start.periods, reps),
+                0,
+            )
+            alphas = np.repeat([a for a, _ in grid], m)
+            gammas = np.repeat([g for _, g in grid], m)
+            fitted = holt_winters_filter(
+                np.tile(sub, (reps, 1)),
+                st,
+                alphas,
+                self.beta,
+                gammas,
+                scale=np.tile(rough * 2, reps),
+                clip=self.clip,
+            )
+            # Judged on the recent errors (at most ``score_sample`` columns): they
+            # matter most, and medians over all columns dominate the cost.
+            err = np.tile(sub[:, first:], (reps, 1)) - fitted[:, first:]
+            loss = np.nan_to_num(nanmedian(np.abs(err), axis=1), nan=np.inf).reshape(reps, m)
+            best = np.argmin(loss, axis=0)
+            pick = best * m + np.arange(m)
+            self.alpha[rows] = alphas[pick]
+            self.gamma[rows] = gammas[pick]
+            level[rows] = st.level[pick]
+            trend[rows] = st.trend[pick]
+            season[rows] = st.season[pick]
+            # One-step errors centre on zero, so MAD ≈ median |error|.
+            self.scale[rows] = MAD_TO_SIGMA * loss[best, np.arange(m)]
         self.scale = np.where(np.isfinite(self.scale), np.maximum(self.scale, floor), floor)
         self.state = HoltWintersState(level, trend, season, periods, n_points)
 

@@ -14,17 +14,22 @@ import numpy as np
 
 from vigil.detectors.base import BoolArray, FloatArray, IntArray
 
-__all__ = ["SyntheticBank", "synthetic_bank"]
+__all__ = ["KINDS", "SyntheticBank", "synthetic_bank"]
 
 
 @dataclass(frozen=True, eq=False)
 class SyntheticBank:
-    """Values, truth mask (True inside an injected anomaly), start per row (-1: none)."""
+    """Values, truth mask (True inside an injected anomaly), start per row (-1: none),
+    and the kind per row (``KINDS`` index, -1: none)."""
 
     values: FloatArray
     truth: BoolArray
     onset: IntArray
+    kind: IntArray
     step: float
+
+
+KINDS = ("spike", "level-shift", "dip")
 
 
 def synthetic_bank(
@@ -64,6 +69,7 @@ def synthetic_bank(
     values += rng.normal(0.0, 1.0, (n_series, n_points)) * noise
     truth = np.zeros((n_series, n_points), dtype=bool)
     onset = np.full(n_series, -1, dtype=np.int64)
+    kind_of = np.full(n_series, -1, dtype=np.int64)
     first = anomaly_after if anomaly_after is not None else (3 * n_points) // 4
     hit = np.flatnonzero(rng.uniform(0, 1, n_series) < anomaly_fraction)
     kinds = rng.integers(0, 3, hit.size)
@@ -74,4 +80,5 @@ def synthetic_bank(
         values[row, start : start + length] += sign * magnitude * noise[row, 0]
         truth[row, start : start + length] = True
         onset[row] = start
-    return SyntheticBank(values=values, truth=truth, onset=onset, step=step)
+        kind_of[row] = kind
+    return SyntheticBank(values=values, truth=truth, onset=onset, kind=kind_of, step=step)
