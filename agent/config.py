@@ -27,6 +27,7 @@ from pydantic import (
 
 from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ConfigError
+from vigil.detectors.settings import DetectionSettings as DetectorSettings
 from vigil.sim.settings import SimSettings
 
 __all__ = [
@@ -114,26 +115,26 @@ class PrometheusSettings(_Group):
         return value.rstrip("/")
 
 
-class DetectionSettings(_Group):
-    enabled: bool = Field(True, description="Run anomaly detection each tick.")
+class DetectionSettings(DetectorSettings):
+    """What to score (PromQL), and the detectors' own settings (``vigil.detectors``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
     queries: tuple[str, ...] = Field(
         (
-            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m]))',
+            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m])) / '
+            "sum by (namespace, service) (rate(http_requests_total[5m]))",
             "histogram_quantile(0.99, sum by (namespace, service, le) "
             "(rate(http_request_duration_seconds_bucket[5m])))",
+            "sum by (namespace, service) (rate(http_requests_total[5m]))",
             "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[5m]))",
             "sum by (namespace, pod) (container_memory_working_set_bytes)",
         ),
-        description="PromQL whose result series are scored each tick.",
-    )
-    sensitivity: float = Field(
-        1.0, gt=0, le=10, description="Multiplier on alert thresholds; >1 alerts less often."
+        description="PromQL whose result series are scored each tick: error ratio, p99 "
+        "latency and request rate per service, CPU and memory per pod.",
     )
     min_severity: Literal["info", "warning", "critical"] = Field(
         "warning", description="Anomalies below this severity are stored but open no finding."
-    )
-    refit_every: Seconds = Field(
-        3600.0, description="Seconds between full refits; ticks in between score incrementally."
     )
 
 
