@@ -28,6 +28,7 @@ from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ConfigError
 from vigil.detectors.settings import DetectionSettings as DetectorSettings
 from vigil.nlq.settings import LlmSettings, NlqSettings
+from vigil.playbooks.settings import GuardrailSettings, PlaybookSettings
 from vigil.sim.settings import SimSettings
 
 __all__ = [
@@ -136,6 +137,12 @@ class DetectionSettings(DetectorSettings):
     min_severity: Literal["info", "warning", "critical"] = Field(
         "warning", description="Anomalies below this severity are stored but open no finding."
     )
+    resolve_after: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds without an anomaly on a series before its finding is resolved; "
+        "15 min rides out gaps between ticks without keeping stale incidents open.",
+    )
 
 
 class ScalingSettings(_Group):
@@ -153,46 +160,6 @@ class ScalingSettings(_Group):
         300.0, description="Seconds of lower recommendations before scaling down (as the HPA)."
     )
     max_step: int = Field(10, ge=1, description="Most replicas added or removed in one decision.")
-
-
-class GuardrailSettings(_Group):
-    dry_run: bool = Field(
-        True, description="Record what would have been done and change nothing (safe default)."
-    )
-    namespaces_allow: tuple[str, ...] = Field(
-        (), description="Namespaces actions may touch; empty = all not denied."
-    )
-    namespaces_deny: tuple[str, ...] = Field(
-        ("kube-system",),
-        description="Namespaces actions never touch; kube-system is always denied.",
-    )
-    max_actions_per_hour: int = Field(
-        10, ge=0, description="Cluster-wide mutating actions per rolling hour."
-    )
-    max_actions_per_namespace_per_hour: int = Field(
-        5, ge=0, description="Mutating actions per namespace per rolling hour."
-    )
-    cooldown: Seconds = Field(
-        900.0, description="Seconds before the same playbook may act on the same target again."
-    )
-    min_available: int = Field(
-        1, ge=0, description="Never leave a workload with fewer ready replicas than this."
-    )
-    max_unavailable_percent: float = Field(
-        25.0, ge=0, le=100, description="Most of a workload one action may take down, in %."
-    )
-    verify_after: Seconds = Field(
-        300.0, description="Seconds after an action before its verify condition is checked."
-    )
-    freeze_windows: tuple[str, ...] = Field(
-        (),
-        description="Cron-like windows with no actions, e.g. '* 22-23 * * 5' (Friday nights).",
-    )
-
-    @field_validator("namespaces_deny")
-    @classmethod
-    def _kube_system(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return value if "kube-system" in value else (*value, "kube-system")
 
 
 class SlackSettings(_Group):
@@ -287,6 +254,7 @@ class Config(BaseModel):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)

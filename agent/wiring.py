@@ -92,7 +92,12 @@ def build_loop(
     ]
     if engine is not None and config.detection.enabled:
         stages.append(
-            DetectStage(engine, store, min_severity=Severity(config.detection.min_severity))
+            DetectStage(
+                engine,
+                store,
+                min_severity=Severity(config.detection.min_severity),
+                resolve_after=config.detection.resolve_after,
+            )
         )
     stages.extend(extra_stages)
     return Loop(store, clock, stages)
