@@ -22,6 +22,7 @@ from vigil.core import (
     IncidentState,
     ManualClock,
     Notification,
+    Notifier,
     PermanentError,
     RetryableError,
     Severity,
@@ -225,3 +226,39 @@ def test_secrets_never_reach_the_logs(
             n.send(note())
     assert caplog.records  # slack-sdk did log (its errors), just not the secrets
     assert "sEcReTwebhookPath" not in caplog.text and st.token not in caplog.text
+
+
+# ---------------------------------------------------------------- one contract, every Notifier
+
+
+@pytest.mark.parametrize("kind", ["webhook", "slack", "slack-incoming", "file"])
+def test_every_notifier_keeps_the_contract(
+    receiver: tuple[str, ReceiverState], tmp_path, kind: str
+) -> None:
+    url, st = receiver
+    clock = ManualClock(T0)
+    notifier: Notifier = {
+        "webhook": lambda: WebhookNotifier(url + "/hook", secret=SECRET, timeout=1, clock=clock),
+        "slack": lambda: slack(url, st),
+        "slack-incoming": lambda: SlackWebhookNotifier(
+            url + "/services/T/B/x", timeout=1, clock=clock
+        ),
+        "file": lambda: FileSink(tmp_path / "n.jsonl"),
+    }[kind]()
+    assert isinstance(notifier, Notifier)
+    first = notifier.send(note())
+    assert first.channel == notifier.name and first.message_ref
+    later = note(IncidentState.RESOLVED)
+    second = (
+        notifier.update(first.message_ref, later)
+        if notifier.supports_update
+        else notifier.send(later)
+    )
+    assert second.channel == notifier.name
+    if kind == "file":
+        seen = [
+            json.loads(x)["dedupe_key"] for x in (tmp_path / "n.jsonl").read_text().splitlines()
+        ]
+    else:
+        seen = [r.dedupe_key for r in st.accepted]
+    assert seen == ["f-1:detected", "f-1:resolved"]  # every message carries its dedupe key
