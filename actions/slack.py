@@ -60,6 +60,14 @@ _RETRYABLE_SLACK_ERRORS = frozenset(
 )  # fmt: skip
 
 
+# chat.update answers these when the incident's message was deleted or is not ours
+_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+class _MessageGone(PermanentError):
+    """The message to edit is gone (deleted, or no longer editable)."""
+
+
 def slack_metadata(message: Notification) -> dict[str, Any]:
     """Slack message metadata carrying the keys a reader (or a test) dedupes on."""
     return {
@@ -126,7 +134,8 @@ class _SlackCalls:
                     f"{self.name}: {what}: Slack says {error}, retrying in {delay:.0f} s",
                     delay=delay,
                 )
-            return PermanentError(f"{self.name}: {what} refused by Slack: {self.scrub(error)}")
+            kind = _MessageGone if error in _GONE else PermanentError
+            return kind(f"{self.name}: {what} refused by Slack: {self.scrub(error)}")
         failure = failure_for_status(
             f"{self.name}: {what}",
             status,
@@ -195,18 +204,23 @@ class SlackNotifier:
         return Delivery(self.name, f"{response['channel']}:{response['ts']}")
 
     def update(self, message_ref: str, message: Notification) -> Delivery:
-        """Edit the incident's message to the new state, then reply in its thread."""
+        """Edit the incident's message to the new state, then reply in its thread (a new
+        message when the old one was deleted)."""
         channel, ts = _parse_ref(self.name, message_ref)
-        self._calls.call(
-            "chat.update",
-            lambda: self._client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=render_text(message),
-                blocks=render_blocks(message),
-                metadata=slack_metadata(message),
-            ),
-        )
+        try:
+            self._calls.call(
+                "chat.update",
+                lambda: self._client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=render_text(message),
+                    blocks=render_blocks(message),
+                    metadata=slack_metadata(message),
+                ),
+            )
+        except _MessageGone:
+            # someone deleted the incident's message: say it again as a new one
+            return self.send(message)
         self._calls.call(
             "chat.postMessage (thread)",
             lambda: self._client.chat_postMessage(

@@ -161,6 +161,15 @@ def test_slack_refusals_are_permanent_and_never_show_the_token(
         slack(url, st).update("garbage", note())
 
 
+def test_slack_says_it_anew_when_the_incident_message_was_deleted(
+    receiver: tuple[str, ReceiverState],
+) -> None:
+    url, st = receiver
+    again = slack(url, st).update("C0OPS:1699999999.000001", note(IncidentState.ACTING))
+    assert again.message_ref == "C0OPS:1700000000.000101"  # a new parent, not an error
+    assert [(r.kind, r.state) for r in st.accepted] == [("post", "acting")]
+
+
 @pytest.mark.parametrize(
     ("fault", "delay"), [("500", 30.0), ("429:12", 12.0), ("timeout", 30.0), ("down", 30.0)]
 )
