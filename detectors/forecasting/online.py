@@ -1,0 +1,220 @@
+"""A streaming short-horizon demand forecaster with learned, burst-aware upper bands.
+
+Called by ``vigil.detectors.scaling.PredictiveScaler`` once per new demand point (the
+agent's tick, or the replay). It keeps a few cheap predictors of the next points —
+last value, last value moved by the daily shape, a smoothed level — and scores each
+by its own rolling-origin errors as the data arrive (every forecast is checked
+against the point it predicted, so nothing is fitted on the future). Per horizon it
+uses the predictor with the lowest recent mean absolute error, and its upper band is
+the empirical quantile of that predictor's recent errors: bursty series get wide
+bands, calm ones narrow, and the band adapts as a series changes character.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vigil.core import WarmingUp
+
+__all__ = ["OnlineDemandForecaster"]
+
+DAY_S = 86400.0
+PREDICTORS = ("naive", "daily", "level")
+# Errors are measured relative to the demand's local size (an hour's half-life), floored
+# at 5 % of its long-run size so an idle stretch cannot make the band vanish.
+LOCAL_HALF_LIFE_S = 3600.0
+LOCAL_FLOOR = 0.05
+
+
+class OnlineDemandForecaster:
+    """Next-points forecasts with an upper quantile, updated one observation at a time.
+
+    ``lookahead_s`` sets how many future points are forecast once the sampling step is
+    known; ``error_window`` is the number of recent errors kept per (predictor,
+    horizon) for scoring and for the slow band, ``fast_window`` the most recent ones
+    for the fast band (the band is the wider of the two, so a burst widens it at once).
+    """
+
+    def __init__(
+        self,
+        *,
+        lookahead_s: float = 120.0,
+        quantile: float = 0.9,
+        error_window: int = 864,
+        fast_window: int = 72,
+        min_points: int = 12,
+        max_horizon: int = 64,
+        subject: str = "demand",
+    ) -> None:
+        if lookahead_s < 0:
+            raise ValueError(f"lookahead_s must be >= 0 seconds, got {lookahead_s}")
+        if not 0.5 < quantile < 1:
+            raise ValueError(f"quantile must be in (0.5, 1), got {quantile}")
+        if error_window < min_points or min_points < 2:
+            raise ValueError("need 2 <= min_points <= error_window")
+        self.lookahead_s = lookahead_s
+        self.quantile = quantile
+        self.error_window = error_window
+        self.fast_window = min(fast_window, error_window)
+        self.min_points = min_points
+        self.max_horizon = max_horizon
+        self.subject = subject
+        self.step = 0.0
+        self.horizon = 0
+        self._first_times: list[float] = []
+        self._last_t = -math.inf
+        self._values: list[float] = []
+        self._offset = 0  # index of _values[0] in the whole stream
+        self._level = math.nan
+        self._scale = math.nan
+        self._local = math.nan
+        self._upper = np.empty(0)
+        self._mean = np.empty(0)
+        self._chosen: list[str] = []
+
+    def _start(self) -> None:
+        """Fix step and horizon from the first points, then allocate the error rings."""
+        self.step = float(np.median(np.diff(np.array(self._first_times))))
+        need = math.ceil(self.lookahead_s / self.step) + 1
+        self.horizon = int(min(max(need, 1), self.max_horizon))
+        n_pred, h = len(PREDICTORS), self.horizon
+        self._errors = np.zeros((n_pred, h, self.error_window))
+        self._abs_sum = np.zeros((n_pred, h))
+        self._resolved = np.zeros(h, dtype=np.int64)
+        self._made = np.full((h + 1, n_pred, h), np.nan)  # forecasts by origin index
+
+    @property
+    def count(self) -> int:
+        return self._offset + len(self._values)
+
+    @property
+    def last_value(self) -> float:
+        return self._values[-1] if self._values else math.nan
+
+    def observe(self, timestamp: float, value: float) -> None:
+        """Take the next point (timestamps increasing); scores the forecasts it resolves."""
+        if not math.isfinite(value):
+            return  # a gap: keep the last state rather than learn from a hole
+        if timestamp <= self._last_t:
+            raise ValueError(
+                f"{self.subject}: point at {timestamp} is not after the last one "
+                f"({self._last_t}); feed points in time order"
+            )
+        self._last_t = timestamp
+        self._values.append(value)
+        if math.isnan(self._level):
+            self._level, self._scale, self._local = value, abs(value), abs(value)
+        else:
+            self._level += 0.3 * (value - self._level)
+            # a slow mean of |value| expresses errors relative to the series' size
+            self._scale += 0.01 * (abs(value) - self._scale)
+            if self.step > 0:
+                # the local size (half-life LOCAL_HALF_LIFE_S): errors are relative to it,
+                # so an idle stretch gets a narrow band and a burst a wide one at once
+                alpha = 1.0 - 0.5 ** (self.step / LOCAL_HALF_LIFE_S)
+                self._local += alpha * (abs(value) - self._local)
+            else:
+                self._local = abs(value)
+        if not self.horizon:
+            self._first_times.append(timestamp)
+            if len(self._first_times) < 4:
+                return
+            self._start()
+        index = self.count - 1
+        self._resolve(index, value)
+        self._forecast_from(index)
+        keep = 8 * self._period_or(0) + self.horizon + 2
+        if len(self._values) > max(2 * keep, 4096):
+            drop = len(self._values) - max(keep, 2048)
+            del self._values[:drop]
+            self._offset += drop
+
+    def _period_or(self, default: int) -> int:
+        period = round(DAY_S / self.step) if self.step > 0 else 0
+        return period if period >= 2 else default
+
+    def _error_scale(self) -> float:
+        return max(self._local, LOCAL_FLOOR * self._scale, 1e-9)
+
+    def _resolve(self, index: int, value: float) -> None:
+        scale = self._error_scale()
+        h_count = self.horizon
+        for h in range(1, h_count + 1):
+            origin = index - h
+            if origin < 0:
+                continue
+            made = self._made[origin % (h_count + 1), :, h - 1]
+            if np.isnan(made[0]):
+                continue
+            err = (value - made) / scale
+            err = np.where(np.isnan(err), err[0], err)  # a missing predictor scores as naive
+            slot = int(self._resolved[h - 1] % self.error_window)
+            old = self._errors[:, h - 1, slot]
+            full = self._resolved[h - 1] >= self.error_window
+            self._abs_sum[:, h - 1] += np.abs(err) - (np.abs(old) if full else 0.0)
+            self._errors[:, h - 1, slot] = err
+            self._resolved[h - 1] += 1
+
+    def _predictions(self, index: int) -> np.ndarray:
+        """Predictor × horizon forecasts from the point at ``index``."""
+        h_count = self.horizon
+        out = np.empty((len(PREDICTORS), h_count))
+        local = index - self._offset
+        last = self._values[local]
+        out[0, :] = last
+        out[2, :] = self._level
+        out[1, :] = np.nan
+        period = self._period_or(0)
+        days = min(7, (local - h_count) // period) if period else 0
+        if days >= 1:
+            vals = np.asarray(self._values[local - days * period - 0 : local + 1])
+            # vals[-1] is the last point; a day ago is vals[-1 - period]
+            shift = np.zeros(h_count)
+            for k in range(1, days + 1):
+                base = len(vals) - 1 - k * period
+                shift += vals[base + 1 : base + 1 + h_count] - vals[base]
+            out[1, :] = np.maximum(0.0, last + shift / days)
+        return out
+
+    def _forecast_from(self, index: int) -> None:
+        preds = self._predictions(index)
+        h_count = self.horizon
+        self._made[index % (h_count + 1)] = preds
+        scale = self._error_scale()
+        n = np.minimum(self._resolved, self.error_window)
+        mae = self._abs_sum / np.maximum(n, 1)
+        mae = np.where(np.isnan(preds), np.inf, mae)
+        best = np.argmin(mae, axis=0)
+        self._mean = preds[best, np.arange(h_count)]
+        self._upper = np.full(h_count, np.nan)
+        self._chosen = [PREDICTORS[b] for b in best.tolist()]
+        for h in range(h_count):
+            count = int(n[h])
+            if count < self.min_points:
+                continue
+            b = int(best[h])
+            ring = self._errors[b, h]
+            errs = ring[:count] if count < self.error_window else ring
+            slot = int(self._resolved[h] % self.error_window)
+            recent_idx = (slot - 1 - np.arange(min(self.fast_window, count))) % self.error_window
+            recent = ring[recent_idx]
+            band = max(
+                float(np.quantile(errs, self.quantile)),
+                float(np.quantile(recent, self.quantile)),
+                0.0,
+            )
+            self._upper[h] = self._mean[h] + band * scale
+
+    def forecast(self, h: int) -> tuple[float, float, str]:
+        """``(mean, upper, predictor)`` for the point ``h`` steps after the last one.
+
+        Raises ``WarmingUp`` until enough forecasts have been checked to set a band.
+        """
+        if self.horizon and not 1 <= h <= self.horizon:
+            raise ValueError(f"h must be in 1..{self.horizon}, got {h}")
+        if not self.horizon or math.isnan(self._upper[h - 1]):
+            need = self.min_points + max(self.horizon, 1) + 4
+            raise WarmingUp(self.subject, have=self.count, need=need)
+        return float(self._mean[h - 1]), float(self._upper[h - 1]), self._chosen[h - 1]
