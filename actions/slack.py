@@ -19,7 +19,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from vigil.actions._http_failures import failure_for_status, retry_after_seconds, scrub
+from vigil.actions._http_failures import (
+    ScrubFilter,
+    failure_for_status,
+    retry_after_seconds,
+    scrub,
+)
 from vigil.actions.rendering import headline, render_blocks, render_text
 from vigil.core import Clock, Delivery, Notification, PermanentError, RetryableError, SystemClock
 
@@ -29,28 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["SlackNotifier", "SlackWebhookNotifier", "slack_metadata"]
 
 
-class _SdkLogFilter(logging.Filter):
-    """slack-sdk's debug records carry the webhook URL and request headers: drop them, and
-    scrub the secret from anything it logs at info and above."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self._secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return False
-        text = record.getMessage()
-        if self._secret in text:
-            record.msg, record.args = scrub(text, (self._secret,)), None
-        return True
-
-
 def _sdk_logger(name: str, secret: str) -> logging.Logger:
     """The logger slack-sdk writes to for one notifier, filtered for its secret."""
     logger = logging.getLogger(f"vigil.actions.slack.sdk.{name}")
-    logger.filters = [f for f in logger.filters if not isinstance(f, _SdkLogFilter)]
-    logger.addFilter(_SdkLogFilter(secret))
+    # its debug records carry the webhook URL and the request headers: drop them
+    ScrubFilter.install(logger, secret, min_level=logging.INFO)
     return logger
 
 

@@ -233,8 +233,15 @@ def test_secrets_never_reach_the_logs(
     for n in (incoming, bot):
         with pytest.raises(RetryableError):
             n.send(note())
-    assert caplog.records  # slack-sdk did log (its errors), just not the secrets
-    assert "sEcReTwebhookPath" not in caplog.text and st.token not in caplog.text
+    hook = WebhookNotifier(url + "/hook?token=webhook-t0ken-in-url", timeout=0.5)
+    hook.send(note())
+    st.faults.append("500")
+    with pytest.raises(RetryableError):
+        hook.send(note())
+    assert caplog.records  # slack-sdk and httpx did log, just not the secrets
+    assert "HTTP Request: POST" in caplog.text  # httpx's request line, scrubbed
+    for secret in ("sEcReTwebhookPath", st.token, "webhook-t0ken-in-url"):
+        assert secret not in caplog.text
 
 
 # ---------------------------------------------------------------- one contract, every Notifier
