@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from vigil.actions.kubernetes.settings import KubernetesSettings
+from vigil.agent.daemon_settings import LeaderSettings, NotifySettings, ServerSettings
 from vigil.core import ConfigError
 from vigil.detectors.settings import DetectionSettings as DetectorSettings
 from vigil.nlq.settings import LlmSettings, NlqSettings
@@ -160,59 +161,6 @@ class ScalingSettings(_Group):
         300.0, description="Seconds of lower recommendations before scaling down (as the HPA)."
     )
     max_step: int = Field(10, ge=1, description="Most replicas added or removed in one decision.")
-
-
-class SlackSettings(_Group):
-    token: SecretStr | None = Field(None, description="Bot token (xoxb-…) for chat.postMessage.")
-    webhook_url: SecretStr | None = Field(
-        None, description="Incoming-webhook URL (cannot update messages; secret)."
-    )
-    channel: str | None = Field(None, description="Default channel for the bot token.")
-    base_url: str = Field(
-        "https://slack.com/api/", description="Slack Web API base URL (tests point it locally)."
-    )
-
-
-class WebhookSettings(_Group):
-    url: str | None = Field(None, description="Generic webhook receiving JSON notifications.")
-    secret: SecretStr | None = Field(None, description="HMAC-SHA256 signing secret (secret).")
-
-
-class NotifySettings(_Group):
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
-    file: Path | None = Field(
-        None, description="Append notifications as JSON lines here (the demo's local sink)."
-    )
-    timeout: Seconds = Field(10.0, description="Seconds per delivery attempt.")
-    max_attempts: int = Field(
-        50, ge=1, description="Delivery attempts before a message is dead-lettered."
-    )
-    rate_limit_per_minute: int = Field(
-        20, ge=1, description="Messages per channel per minute; Slack allows about 1/s."
-    )
-
-
-class ServerSettings(_Group):
-    host: str = Field("0.0.0.0", description="Address the HTTP server binds (in a pod: all).")  # noqa: S104
-    port: int = Field(8080, ge=1, le=65535, description="HTTP port for health, metrics, hooks.")
-    alertmanager_token: SecretStr | None = Field(
-        None, description="Bearer token Alertmanager must send to POST /alertmanager (secret)."
-    )
-    approval_secret: SecretStr | None = Field(
-        None, description="Key that signs approval links (secret)."
-    )
-    max_body_bytes: int = Field(
-        1_048_576, ge=1024, description="Largest accepted request body, in bytes."
-    )
-
-
-class LeaderSettings(_Group):
-    enabled: bool = Field(False, description="Elect a leader through a Lease (for >1 replica).")
-    namespace: str = Field("vigil", description="Namespace of the Lease.")
-    name: str = Field("vigil-leader", description="Name of the Lease.")
-    lease_duration: Seconds = Field(15.0, description="Seconds a lease is valid without renewal.")
-    renew_every: Seconds = Field(5.0, description="Seconds between renewals by the leader.")
 
 
 class LoggingSettings(_Group):

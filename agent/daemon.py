@@ -29,7 +29,8 @@ from vigil.agent.routing import Route, Router
 from vigil.agent.server import AgentServer
 
 if TYPE_CHECKING:
-    from vigil.agent.config import Config, NotifySettings, ServerSettings
+    from vigil.agent.config import Config
+    from vigil.agent.daemon_settings import NotifySettings, ServerSettings
     from vigil.agent.leader import LeaderElector
     from vigil.agent.loop import TickOutcome
     from vigil.agent.metrics import Metrics
