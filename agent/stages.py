@@ -28,9 +28,19 @@ from vigil.core import (
     to_timestamp,
 )
 
-__all__ = ["AnomalyEngine", "DetectStage", "FetchStage", "target_from_labels"]
+__all__ = [
+    "AnomalyEngine",
+    "DetectStage",
+    "FetchStage",
+    "PruneStage",
+    "target_from_labels",
+]
 
 log = logging.getLogger(__name__)
+
+
+class Prunable(Protocol):
+    def prune(self, older_than: datetime) -> Mapping[str, int]: ...
 
 
 class DetectionReport(Protocol):
@@ -206,3 +216,30 @@ class DetectStage:
             log.info("new finding %s: %s", finding.id, finding.title)
         open_[anomaly.series] = (started, ctx.now, finding.id)
         ctx.findings.append(finding)
+
+
+class PruneStage:
+    """Deletes history older than ``retention`` once every ``every`` seconds.
+
+    The store keeps pending approvals, running actions and undelivered messages whatever
+    their age (``SqliteStore.prune``).
+    """
+
+    name = "prune"
+
+    def __init__(self, store: Prunable, *, retention: float, every: float = 86_400.0) -> None:
+        if retention <= 0 or every <= 0:
+            raise ValueError("retention and every must be > 0 seconds")
+        self._store = store
+        self._retention = timedelta(seconds=retention)
+        self._every = timedelta(seconds=every)
+        self._last: datetime | None = None
+        self.pruned: dict[str, int] = {}
+
+    def run(self, ctx: TickContext) -> None:
+        if self._last is not None and ctx.now - self._last < self._every:
+            return
+        self._last = ctx.now
+        self.pruned = dict(self._store.prune(ctx.now - self._retention))
+        if any(self.pruned.values()):
+            log.info("pruned rows older than %s: %s", self._retention, self.pruned)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
-from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage
+from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage, PruneStage
 from vigil.core import Clock, MetricSource, Severity
 
 if TYPE_CHECKING:
@@ -100,4 +100,5 @@ def build_loop(
             )
         )
     stages.extend(extra_stages)
+    stages.append(PruneStage(store, retention=config.store.retention_days * 86_400.0))
     return Loop(store, clock, stages)
