@@ -122,18 +122,32 @@ class DetectionSettings(DetectorSettings):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    queries: tuple[str, ...] = Field(
-        (
-            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m])) / '
-            "sum by (namespace, service) (rate(http_requests_total[5m]))",
-            "histogram_quantile(0.99, sum by (namespace, service, le) "
-            "(rate(http_request_duration_seconds_bucket[5m])))",
-            "sum by (namespace, service) (rate(http_requests_total[5m]))",
-            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[5m]))",
-            "sum by (namespace, pod) (container_memory_working_set_bytes)",
-        ),
-        description="PromQL whose result series are scored each tick: error ratio, p99 "
-        "latency and request rate per service, CPU and memory per pod.",
+    queries: dict[str, str] = Field(
+        default_factory=lambda: {
+            "http_error_ratio": 'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}'
+            "[5m])) / sum by (namespace, service) (rate(http_requests_total[5m]))",
+            "http_request_duration_p99_seconds": "histogram_quantile(0.99, sum by (namespace, "
+            "service, le) (rate(http_request_duration_seconds_bucket[5m])))",
+            "http_requests_per_second": "sum by (namespace, service) "
+            "(rate(http_requests_total[5m]))",
+            "container_cpu_cores": "sum by (namespace, pod) "
+            "(rate(container_cpu_usage_seconds_total[5m]))",
+            "container_memory_working_set_bytes": "sum by (namespace, pod) "
+            "(container_memory_working_set_bytes)",
+        },
+        description="Name → PromQL scored each tick; the name becomes the series' metric "
+        "(its suffix gives the unit: _seconds, _bytes, _ratio, _cores). Defaults: error "
+        "ratio, p99 latency and request rate per service, CPU and memory per pod.",
+    )
+    descriptions: dict[str, str] = Field(
+        default_factory=lambda: {
+            "http_error_ratio": "5xx ratio",
+            "http_request_duration_p99_seconds": "p99 latency",
+            "http_requests_per_second": "request rate (req/s)",
+            "container_cpu_cores": "CPU",
+            "container_memory_working_set_bytes": "memory working set",
+        },
+        description="Metric name → human name used in anomaly summaries ('p99 latency').",
     )
     min_severity: Literal["info", "warning", "critical"] = Field(
         "warning", description="Anomalies below this severity are stored but open no finding."

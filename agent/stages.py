@@ -25,6 +25,7 @@ from vigil.core import (
     RetryableError,
     Series,
     Severity,
+    to_datetime,
     to_timestamp,
 )
 
@@ -65,7 +66,7 @@ class FetchStage:
     def __init__(
         self,
         source: MetricSource,
-        queries: Sequence[str],
+        queries: Mapping[str, str],
         *,
         lookback: float,
         step: float,
@@ -74,37 +75,33 @@ class FetchStage:
         if not queries:
             raise ValueError("fetch stage needs at least one query")
         self._source = source
-        self._queries = tuple(queries)
+        self._queries = dict(queries)
         self._step = timedelta(seconds=step)
         self._lookback = lookback
         self._overlap = overlap
-        self._caches = {q: SeriesCache(lookback) for q in self._queries}
+        self._caches = {name: SeriesCache(lookback) for name in self._queries}
 
     def run(self, ctx: TickContext) -> None:
         failures: list[str] = []
         retryable = True
-        for query in self._queries:
-            cache = self._caches[query]
+        for name, query in self._queries.items():
+            cache = self._caches[name]
             last = cache.last_timestamp()
             start = ctx.now - timedelta(seconds=self._lookback)
             if last is not None:
-                start = max(
-                    start,
-                    ctx.now
-                    - timedelta(seconds=ctx.now.timestamp() - last)
-                    - timedelta(seconds=self._overlap),
-                )
+                start = max(start, to_datetime(last - self._overlap))
             try:
                 fresh = self._source.query_range(query, start, ctx.now, self._step)
             except RetryableError as exc:
-                failures.append(str(exc))
+                failures.append(f"{name}: {exc}")
                 ctx.series.extend(cache.merge([], to_timestamp(ctx.now)))
                 continue
             except PermanentError as exc:
-                failures.append(str(exc))
+                failures.append(f"{name}: {exc}")
                 retryable = False
                 continue
-            ctx.series.extend(cache.merge(fresh, to_timestamp(ctx.now)))
+            named = [Series(name, s.labels, s.timestamps, s.values) for s in fresh]
+            ctx.series.extend(cache.merge(named, to_timestamp(ctx.now)))
         if failures:
             summary = f"{len(failures)} of {len(self._queries)} queries failed: " + "; ".join(
                 failures

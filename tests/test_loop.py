@@ -133,7 +133,7 @@ class RampSource:
 
 def test_fetch_is_incremental_and_keeps_history_through_outages() -> None:
     source = RampSource()
-    stage = FetchStage(source, ["load"], lookback=3600, step=60, overlap=120)
+    stage = FetchStage(source, {"load": "load"}, lookback=3600, step=60, overlap=120)
     clock = ManualClock(T0)
     ctx = TickContext(1, clock.now())
     stage.run(ctx)
@@ -152,7 +152,7 @@ def test_fetch_is_incremental_and_keeps_history_through_outages() -> None:
     source.fail = SourceUnavailable("down")
     clock.advance(60)
     ctx = TickContext(3, clock.now())
-    with pytest.raises(RetryableError, match="1 of 1 queries failed: down"):
+    with pytest.raises(RetryableError, match="1 of 1 queries failed: load: down"):
         stage.run(ctx)
     assert len(ctx.series) == 1, "cached history still reaches the detectors"
 

@@ -64,14 +64,20 @@ def run_demo(
     out_dir: Path,
     *,
     tick_seconds: float = 300.0,
+    warmup_days: float = 2.0,
     progress: Progress | None = None,
     html: bool = True,
 ) -> DemoResult:
-    """Run the demo into ``out_dir`` (replacing a previous demo there) and score it."""
+    """Run the demo into ``out_dir`` (replacing a previous demo there) and score it.
+
+    The twin first runs ``warmup_days`` on its own, as a cluster does before vigil is
+    installed: the agent's first fetch finds that history (as it would in Prometheus) and
+    the detectors learn the daily shape from it. Incidents come after the warm-up.
+    """
     from vigil.agent.demo._stages import demo_stages
     from vigil.agent.wiring import build_loop, open_store
     from vigil.core import ManualClock
-    from vigil.sim import build_twin, replay_without_agent, scenario_from_settings
+    from vigil.sim import build_twin, default_scenario, replay_without_agent
 
     if tick_seconds < config.sim.step_seconds:
         raise ValueError(
@@ -83,9 +89,22 @@ def run_demo(
     for stale in ("vigil.db", "vigil.db-wal", "vigil.db-shm", "notifications.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
     cfg = demo_config(config, out_dir)
-    scenario = scenario_from_settings(cfg.sim)
+    if warmup_days < 0:
+        raise ValueError(f"warmup_days must be >= 0, got {warmup_days}")
+    sim = cfg.sim
+    scenario = default_scenario(
+        sim.seed,
+        sim.days + warmup_days,
+        step=sim.step,
+        quiet=sim.quiet + timedelta(days=warmup_days),
+        incidents=sim.incidents,
+    )
+    agent_start = scenario.start + timedelta(days=warmup_days)
     clock = ManualClock(scenario.start)
     twin = build_twin(scenario, clock=clock)
+    if progress is not None:
+        progress(0.0, f"the twin runs {warmup_days:g} days of history before vigil starts")
+    twin.advance_to(agent_start)
     store = open_store(cfg, clock=clock)
     try:
         engine, extra = demo_stages(cfg, twin=twin, store=store, clock=clock)
@@ -95,8 +114,8 @@ def run_demo(
         stage_seconds: dict[str, float] = {}
         ticks = errors = 0
         step = timedelta(seconds=tick_seconds)
-        total = (scenario.end - scenario.start) / step
-        when = scenario.start + step
+        total = (scenario.end - agent_start) / step
+        when = agent_start + step
         while when <= scenario.end:
             twin.advance_to(when)
             outcome = loop.tick()
@@ -114,8 +133,8 @@ def run_demo(
         baseline = replay_without_agent(scenario)
         notes = cfg.notify.file
         sent = sum(1 for _ in notes.open()) if notes and notes.exists() else 0
-        score = score_run(twin, baseline, store, start=scenario.start, notifications=sent)
-        data = plot_data(twin, scenario.start, score) if html else None
+        score = score_run(twin, baseline, store, start=agent_start, notifications=sent)
+        data = plot_data(twin, agent_start, score) if html else None
     finally:
         store.close()
     assert cfg.notify.file is not None
@@ -131,7 +150,7 @@ def run_demo(
         notifications_path=cfg.notify.file,
         stage_seconds=stage_seconds,
         tick_errors=errors,
-        sim_start=scenario.start,
+        sim_start=agent_start,
         html_path=out_dir / "report.html" if data is not None else None,
     )
     (out_dir / "report.txt").write_text(render_text(result) + "\n", encoding="utf-8")

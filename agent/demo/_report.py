@@ -83,7 +83,8 @@ def render_text(result: DemoResult) -> str:
         lines.append(f"  … and {len(s.refusals) - 20} more (`vigil actions --status refused`)")
     lines += [
         f"Notifications sent: {s.notifications} (to {result.notifications_path})",
-        f"Tick errors: {result.tick_errors} of {result.ticks} ticks",
+        f"Tick errors: {result.tick_errors} of {result.ticks} ticks; time per stage: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items()),
         f"Store: {result.store_path} (try `vigil status` or `vigil ask` with "
         f"--config pointing store.path at it)",
     ]
@@ -181,7 +182,7 @@ def write_html(
     axes[0].set_ylabel("p99 latency (ms)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("5xx (%)")
-    axes[1].set_xlabel("hours since the start of the simulation")
+    axes[1].set_xlabel("hours since vigil started")
     axes[0].set_title(
         "Services hit by injected incidents: red = incident, orange dashed = detected, "
         "green dotted = vigil acted"

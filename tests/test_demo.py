@@ -1,0 +1,96 @@
+"""A short seeded demo end to end: the real tick on the twin, scored against ground truth.
+
+Checks the report's figures, not just that it ran: every injected incident is listed as
+detected or explicitly missed, and no action got past a guardrail.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from vigil.agent.config import load_config
+from vigil.agent.demo import DemoResult, render_text, run_demo
+from vigil.agent.store import SqliteStore
+from vigil.core import MUTATING_ACTIONS, ActionStatus
+from vigil.playbooks import builtin_playbooks
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    out = tmp_path_factory.mktemp("demo")
+    cfg = load_config(None, {"VIGIL_SIM__DAYS": "1", "VIGIL_SIM__SEED": "11"})
+    return run_demo(cfg, out, tick_seconds=600, warmup_days=1, html=True)
+
+
+@pytest.mark.timeout(600)
+def test_every_incident_is_detected_or_explicitly_missed(demo: DemoResult) -> None:
+    score = demo.score
+    assert len(score.incidents) >= 6, "one incident of each fault kind at least"
+    text = render_text(demo)
+    for inc in score.incidents:
+        line = next(ln for ln in text.splitlines() if ln.startswith(inc.kind))
+        assert ("yes" in line) == inc.detected
+        assert ("MISSED" in line) == (not inc.detected)
+        if inc.detected:
+            assert inc.detected_at is not None and inc.injected_at is not None
+            assert inc.detected_at >= inc.injected_at, "no detection before the fault"
+    assert score.detected >= len(score.incidents) // 2, text
+
+
+@pytest.mark.timeout(600)
+def test_no_action_got_past_a_guardrail(demo: DemoResult) -> None:
+    cfg = load_config(None, {})
+    g = cfg.guardrails
+    with SqliteStore.open(demo.store_path, readonly=True) as store:
+        rows = store.journal_list(limit=100_000)
+    acted = [
+        e for e in rows
+        if e.action in MUTATING_ACTIONS
+        and e.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.REVERTED)
+        and e.playbook != "revert"
+    ]  # fmt: skip
+    for e in acted:
+        assert e.target.namespace not in g.namespaces_deny
+    by_hour: dict[int, int] = defaultdict(int)
+    for e in acted:
+        window = [
+            x for x in acted if timedelta(0) <= e.updated_at - x.updated_at < timedelta(hours=1)
+        ]
+        by_hour[e.id] = len(window)
+    assert max(by_hour.values(), default=0) <= g.max_actions_per_hour
+    last: dict[tuple[str, str], list] = defaultdict(list)
+    for e in sorted(acted, key=lambda x: x.created_at):
+        last[(e.playbook, str(e.target))].append(e.created_at)
+    books = {b.name: b for b in builtin_playbooks()}
+    for (playbook, _target), times in last.items():
+        book = books.get(playbook)
+        override = book.guardrails.cooldown if book is not None and book.guardrails else None
+        cooldown = override if override is not None else g.cooldown
+        for a, b in itertools.pairwise(times):
+            assert (b - a).total_seconds() >= cooldown, f"cooldown of {playbook} respected"
+    assert all(r.reason for r in rows if r.status is ActionStatus.REFUSED)
+
+
+@pytest.mark.timeout(600)
+def test_the_report_and_the_store_are_left_behind(demo: DemoResult) -> None:
+    assert demo.html_path is not None and demo.html_path.exists()
+    html = demo.html_path.read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert (demo.out_dir / "main-plot.png").stat().st_size > 10_000
+    text = (demo.out_dir / "report.txt").read_text()
+    for section in (
+        "Incidents:",
+        "Scaling (all workloads)",
+        "Actions:",
+        "Guardrail refusals:",
+        "Notifications sent:",
+    ):
+        assert section in text
+    with SqliteStore.open(demo.store_path, readonly=True) as store:
+        assert len(store.recent_ticks(1000)) == demo.ticks
+    assert Path(demo.notifications_path).exists() == (demo.score.notifications > 0)
