@@ -22,11 +22,12 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.core import ConfigError
+from vigil.detectors.settings import DetectionSettings as DetectorSettings
+from vigil.nlq.settings import LlmSettings, NlqSettings
 from vigil.sim.settings import SimSettings
 
 __all__ = [
@@ -114,26 +115,26 @@ class PrometheusSettings(_Group):
         return value.rstrip("/")
 
 
-class DetectionSettings(_Group):
-    enabled: bool = Field(True, description="Run anomaly detection each tick.")
+class DetectionSettings(DetectorSettings):
+    """What to score (PromQL), and the detectors' own settings (``vigil.detectors``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
     queries: tuple[str, ...] = Field(
         (
-            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m]))',
+            'sum by (namespace, service) (rate(http_requests_total{code=~"5.."}[5m])) / '
+            "sum by (namespace, service) (rate(http_requests_total[5m]))",
             "histogram_quantile(0.99, sum by (namespace, service, le) "
             "(rate(http_request_duration_seconds_bucket[5m])))",
+            "sum by (namespace, service) (rate(http_requests_total[5m]))",
             "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total[5m]))",
             "sum by (namespace, pod) (container_memory_working_set_bytes)",
         ),
-        description="PromQL whose result series are scored each tick.",
-    )
-    sensitivity: float = Field(
-        1.0, gt=0, le=10, description="Multiplier on alert thresholds; >1 alerts less often."
+        description="PromQL whose result series are scored each tick: error ratio, p99 "
+        "latency and request rate per service, CPU and memory per pod.",
     )
     min_severity: Literal["info", "warning", "critical"] = Field(
         "warning", description="Anomalies below this severity are stored but open no finding."
-    )
-    refit_every: Seconds = Field(
-        3600.0, description="Seconds between full refits; ticks in between score incrementally."
     )
 
 
@@ -254,32 +255,6 @@ class LoggingSettings(_Group):
     format: Literal["text", "json"] = Field(
         "text", description="`json` for log shippers, `text` for people."
     )
-
-
-class NlqSettings(_Group):
-    timezone: str = Field("UTC", description="Zone for 'yesterday', 'since 9am', 'last night'.")
-    default_limit: int = Field(5, ge=1, le=50, description="Rows in a top-N answer.")
-    max_question_chars: int = Field(
-        2000, ge=10, description="Longer questions are refused before classification."
-    )
-
-
-class LlmSettings(_Group):
-    provider: Literal["none", "openai", "ollama"] = Field(
-        "none", description="`none` keeps vigil offline; otherwise the chat model's API."
-    )
-    model: str | None = Field(None, description="Model name, e.g. gpt-4o-mini or llama3.1.")
-    base_url: str | None = Field(None, description="OpenAI-compatible or Ollama base URL.")
-    api_key: SecretStr | None = Field(None, description="API key (secret).")
-    timeout: Seconds = Field(30.0, description="Seconds per model call.")
-    max_steps: int = Field(8, ge=1, le=50, description="Model calls per question at most.")
-    max_tool_calls: int = Field(6, ge=1, le=50, description="Tool calls per question at most.")
-
-    @model_validator(mode="after")
-    def _model_needed(self) -> LlmSettings:
-        if self.provider != "none" and not self.model:
-            raise ValueError(f"llm.model is required when llm.provider is {self.provider!r}")
-        return self
 
 
 class StoreSettings(_Group):

@@ -20,7 +20,16 @@ if TYPE_CHECKING:
     from vigil.agent.prometheus import PrometheusSource
     from vigil.agent.store import SqliteStore
 
-__all__ = ["build_loop", "open_store", "prometheus_source"]
+__all__ = ["build_loop", "detection_engine", "open_store", "prometheus_source"]
+
+
+def detection_engine(config: Config) -> AnomalyEngine | None:
+    """The detection engine for the ``detection`` group, or ``None`` when disabled."""
+    if not config.detection.enabled:
+        return None
+    from vigil.detectors.engine import DetectionEngine
+
+    return DetectionEngine(config.detection)
 
 
 def open_store(

@@ -130,7 +130,10 @@ def render_text(answer: Answer, *, show_queries: bool = True) -> str:
             label = {"promql": "PromQL", "promql_range": "PromQL (range)", "sql": "SQL"}.get(
                 q.kind, q.kind
             )
-            params = f"   params: {list(q.params)}" if q.params else ""
+            if q.kind.startswith("promql"):
+                params = f"   ({', '.join(q.params)})" if q.params else ""
+            else:
+                params = f"   params: {list(q.params)}" if q.params else ""
             out.append(f"{label}: {q.text}{params}")
     return "\n".join(out)
 

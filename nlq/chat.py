@@ -9,6 +9,7 @@ Called by the CLI (``vigil chat``) with ``input`` and ``print``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ def run_chat(
 ) -> ChatSession:
     """Loop until ``:quit`` or end of input (``EOFError``/``KeyboardInterrupt``)."""
     session = ChatSession(engine)
+    if read is input:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 - arrow keys and history for input()
     write(HELP)
     while True:
         try:

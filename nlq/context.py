@@ -72,6 +72,10 @@ def when(ts: datetime | str | None) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def sql_time(ts: datetime) -> str:
     """The store's fixed-width ISO text, so SQL compares times as text."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -111,10 +115,12 @@ class Ctx:
         if self.metrics is None:
             raise _NoSource("Prometheus")
         began = time.perf_counter()
+        when_at = at or self.now
         try:
-            return self.metrics.query(promql, at=at or self.now)
+            return self.metrics.query(promql, at=when_at)
         finally:
-            self._timed(Query("promql", promql), began)
+            # the evaluation time, so the query can be re-run as it was
+            self._timed(Query("promql", promql, (f"time={_iso(when_at)}",)), began)
 
     def prom_range(
         self, promql: str, start: datetime, end: datetime, points: int = 60
@@ -126,7 +132,8 @@ class Ctx:
         try:
             return self.metrics.query_range(promql, start, end, timedelta(seconds=seconds))
         finally:
-            self._timed(Query("promql_range", promql), began)
+            span = (f"start={_iso(start)}", f"end={_iso(end)}", f"step={seconds}s")
+            self._timed(Query("promql_range", promql, span), began)
 
     def sql(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         if self.store is None:

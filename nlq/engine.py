@@ -199,12 +199,16 @@ class Engine:
             word = ent.unknown[0]
             ns_slot = ent.unknown_after.get(word) in {"in", "namespace", "ns"}
             close = suggestions(word, inv, namespace_slot=ns_slot)
-            return Answer(
-                intent,
-                entities=ent.as_json(),
-                headline=f'"{word}" was not found among known services, namespaces or pods; '
-                f"nothing was queried. Did you mean: {', '.join(close) or 'no close names'}?",
+            headline = (
+                f'"{word}" was not found among known services, namespaces or pods; '
+                f"nothing was queried. Did you mean: {', '.join(close) or 'no close names'}?"
             )
+            if inv.errors:  # the names could not be listed: say why instead of guessing
+                headline = (
+                    f'Cannot check "{word}": the list of known names could not be read '
+                    f"({'; '.join(inv.errors)}). Nothing was queried."
+                )
+            return Answer(intent, entities=ent.as_json(), headline=headline)
         ctx = Ctx(
             ent=ent, inv=inv, settings=self.settings, now=self.clock.now(), question=text,
             metrics=self.metrics, store=self.store, cluster=self.cluster,

@@ -31,7 +31,7 @@ __all__ = ["Entities", "extract"]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAME_TOKEN = re.compile(r"[a-z0-9][a-z0-9._-]*[a-z0-9]|[a-z0-9]")
 # Characters no Kubernetes name has and every PromQL/SQL injection needs.
-_HOSTILE = re.compile(r"[\"{}\[\]=~`;|$\\<>*()]|'(?!(s|t|re|ll|ve|d|m)\b)|--")
+_HOSTILE = re.compile(r"[\"{}\[\]`|$\\]|;(?!dr\b)|=~|!=|=\"|'(?!(s|t|re|ll|ve|d|m)\b)|--|\.\*")
 _SLOT_BEFORE = {
     "of", "for", "on", "does", "is", "did", "about", "service", "svc", "deployment",
     "deploy", "pod", "app", "namespace", "ns", "in", "restart", "scale",

@@ -52,7 +52,9 @@ def pod_states(ctx: Ctx) -> list[PodState]:
         states = []
         ctx.queries.append(_k8s_query(e.namespace))
         for p in ctx.cluster.list_pods(e.namespace):
-            status = p.waiting_reason or p.phase
+            # a failed pod reads as its container's reason (Error, OOMKilled), as kubectl shows
+            failed = p.last_termination_reason if p.phase == "Failed" else None
+            status = p.waiting_reason or failed or p.phase
             states.append(
                 PodState(
                     p.ref.namespace or "",

@@ -350,6 +350,12 @@ def error_rate(ctx: Ctx) -> Answer:
     samples = sorted(
         (s for s in ctx.prom(expr, at=rng.end) if math.isfinite(s.value)), key=lambda s: -s.value
     )
+    if e.namespace:  # services of that namespace, as the inventory knows them
+        samples = [
+            s
+            for s in samples
+            if ctx.inv.service_ns.get(s.labels.get(m.service_label, "")) == e.namespace
+        ]
     if not samples:
         return ctx.answer("error_rate", headline=f"No HTTP request data ({rng.describe()}).")
     rows = [

@@ -212,8 +212,7 @@ def test_pod_questions_read_the_real_api_server(kube: Any, world: nlqworld.World
         why = engine.ask("why is etl-runner-0 failing?")
     reader.close()
     assert (
-        "Nothing is Pending" in pending.text
-        and "etl-runner-0 (Failed, exit code 2)" in pending.text
+        "Nothing is Pending" in pending.text and "etl-runner-0 (Error, exit code 2)" in pending.text
     )
     assert any(q.kind == "k8s" for q in pending.queries)
     assert "payments-worker-5c6b-xyz12" in crash.text and "CrashLoopBackOff" in crash.text

@@ -34,7 +34,12 @@ def run(
     import logging
 
     from vigil.agent.scheduler import Runner
-    from vigil.agent.wiring import build_loop, open_store, prometheus_source
+    from vigil.agent.wiring import (
+        build_loop,
+        detection_engine,
+        open_store,
+        prometheus_source,
+    )
     from vigil.core import SystemClock, VigilError
 
     _setup_logging()
@@ -43,7 +48,13 @@ def run(
     try:
         store = open_store(cfg)
         source = prometheus_source(cfg)
-        loop = build_loop(cfg, source=source, store=store, clock=SystemClock())
+        loop = build_loop(
+            cfg,
+            source=source,
+            store=store,
+            clock=SystemClock(),
+            engine=detection_engine(cfg),
+        )
     except VigilError as exc:
         fail(str(exc), code=2)
     log.info(

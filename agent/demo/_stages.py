@@ -25,5 +25,7 @@ def demo_stages(
     config: Config, *, twin: Twin, store: SqliteStore, clock: ManualClock
 ) -> tuple[AnomalyEngine | None, list[Stage]]:
     """The detection engine (or ``None``) and the stages after detection."""
-    del config, twin, store, clock
-    return None, []
+    from vigil.agent.wiring import detection_engine
+
+    del twin, store, clock
+    return detection_engine(config), []

@@ -9,7 +9,8 @@ port lives in its own mixin module.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import sqlite3
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from vigil.agent.store._migrations import SCHEMA_VERSION, schema_version
 from vigil.agent.store._observations import ObservationsMixin
 from vigil.agent.store._outbox import OutboxMixin
 from vigil.core.actions import ActionStatus
+from vigil.core.errors import QueryError
 
 if TYPE_CHECKING:
     from vigil.core.ports import Store
@@ -81,6 +83,26 @@ class SqliteStore(ObservationsMixin, JournalMixin, OutboxMixin):
     migrates it; ``readonly=True`` opens an existing store for reading only, while the
     daemon writes. Times go in and come out as timezone-aware UTC datetimes.
     """
+
+    def run_sql(self, sql: str, params: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        """Rows of one read-only statement with ``?`` parameters (``vigil.nlq``'s reader).
+
+        An SQLite authorizer allows only reads and functions, so a statement that would
+        write, attach or change a pragma is refused by SQLite itself, whatever its text.
+        """
+        allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
+
+        def authorize(action: int, *_: object) -> int:
+            return sqlite3.SQLITE_OK if action in allowed else sqlite3.SQLITE_DENY
+
+        with self._read():
+            self._conn.set_authorizer(authorize)
+            try:
+                return list(self._rows(sql, tuple(params)))
+            except sqlite3.Error as exc:
+                raise QueryError(f"store query refused or failed: {exc}", query=sql) from exc
+            finally:
+                self._conn.set_authorizer(None)
 
     def prune(self, older_than: datetime) -> Mapping[str, int]:
         """Delete finished history older than ``older_than``; rows deleted per table."""

@@ -1,0 +1,252 @@
+"""NAB benchmark harness: stream NAB data files through a detector, write NAB results.
+
+Called by ``bench/nab.py`` and the CLI (``vigil bench nab``). The one module of
+``vigil.detectors`` that touches files, because the benchmark is files in and files
+out; the scoring itself is pure (``score_stream``). Rules, as NAB's: the score of row
+``t`` uses only rows ``≤ t`` (each row is scored by one incremental ``update`` before
+the detector sees the next; refits use only rows already seen), the first 15 % of a
+file (at most 750 rows) is NAB's probationary period and scores 0, one configuration
+for every file, and the label files are never opened.
+
+The NAB score of a row is the ensemble's calibrated score passed through a causal
+"new peak" filter: a row keeps its score only if it beats every score of the previous
+``quiet`` rows, otherwise it is damped. NAB counts each row above its threshold outside
+an anomaly window as a false positive, and only the first detection inside a window,
+so echoes of an alarm can only cost.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from vigil.detectors.base import FloatArray
+from vigil.detectors.ensemble import Ensemble
+
+__all__ = [
+    "DETECTORS",
+    "NabConfig",
+    "NabFileResult",
+    "probationary_length",
+    "read_nab_file",
+    "run_nab",
+    "score_stream",
+]
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class NabConfig:
+    """The single configuration used for every file (no per-file tuning)."""
+
+    members: str = "ensemble"
+    refit_every: int = 1440
+    history: int = 4032
+    short: int = 5
+    window: int = 2000
+    min_baseline: int = 100
+    quiet: int = 400
+    damp: float = 0.0
+
+
+def _members(name: str) -> Ensemble:
+    from vigil.detectors.changepoint import CusumDetector
+    from vigil.detectors.ets import HoltWintersDetector
+    from vigil.detectors.seasonal import SeasonalBaseline
+
+    if name == "ensemble":
+        return Ensemble()
+    single = {"seasonal": SeasonalBaseline, "ets": HoltWintersDetector, "cusum": CusumDetector}
+    return Ensemble([single[name]()])
+
+
+DETECTORS = ("ensemble", "seasonal", "ets", "cusum")
+
+
+def probationary_length(n_rows: int, percent: float = 0.15) -> int:
+    """NAB's probationary period: ``min(floor(percent × n), percent × 5000)`` rows."""
+    return int(min(math.floor(percent * n_rows), percent * 5000))
+
+
+def read_nab_file(path: Path) -> tuple[list[str], FloatArray, FloatArray]:
+    """Timestamps as written, as unix seconds, and values of one NAB data file."""
+    stamps: list[str] = []
+    values: list[float] = []
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+            raise ValueError(f"{path}: expected a header 'timestamp,value', got {header}")
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) < 2:
+                raise ValueError(f"{path}:{lineno}: expected 'timestamp,value', got {row}")
+            stamps.append(row[0])
+            values.append(float(row[1]) if row[1].strip() else math.nan)
+    unix = np.array(
+        [datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp() for s in stamps],
+        dtype=np.float64,
+    )
+    return stamps, unix, np.array(values, dtype=np.float64)
+
+
+def member_scores(
+    timestamps: FloatArray, values: FloatArray, config: NabConfig | None = None
+) -> dict[str, FloatArray]:
+    """Causal raw scores of each ensemble member for one series (0 before probation ends)."""
+    cfg = config or NabConfig()
+    n = values.size
+    start = probationary_length(n)
+    ensemble = _members(cfg.members)
+    raw = {m.name: np.zeros(n) for m in ensemble.members}
+    if n < 3 or start < 2:
+        return raw
+    step = float(np.median(np.diff(timestamps[:start])))
+    step = step if step > 0 else 300.0
+    # Fit on the first half of the probationary period and score the second half too:
+    # those scores are never output, but give the score normalisation a baseline.
+    warm = max(start // 2, min(start, ensemble.min_points + 2))
+    ensemble.fit(values[None, :warm], step)
+    fitted_at = warm
+    for i in range(warm, n):
+        if i - fitted_at >= cfg.refit_every or (i == start and fitted_at < start):
+            ensemble.fit(values[None, max(0, i - cfg.history) : i], step)
+            fitted_at = i
+        scores = ensemble.update(values[None, i : i + 1]).members
+        for name, z in scores.items():
+            raw[name][i] = z[0, 0]
+    thresholds = {m.name: m.threshold for m in ensemble.members}
+    return {name: np.nan_to_num(z / thresholds[name]) for name, z in raw.items()}
+
+
+def nab_scores(
+    members: dict[str, FloatArray], n_rows: int, config: NabConfig | None = None
+) -> FloatArray:
+    """NAB anomaly scores in [0, 1] from the members' threshold-relative raw scores.
+
+    The members' evidence (``Σ ln2 · (z/θ)²``, on a log scale) is judged against its
+    own recent history, like NAB's anomaly likelihood: the mean of the last ``short``
+    rows against the mean and spread of the ``window`` rows before them, as a Gaussian
+    tail probability ``p``; the score is ``log(1 - p) / log(1e-10)``, so only far tails
+    come near 1. A noisy series thus needs more evidence than a quiet one. Then the
+    causal new-peak filter keeps only scores above every score of the last ``quiet``
+    rows.
+    """
+    cfg = config or NabConfig()
+    start = probationary_length(n_rows)
+    warm = start // 2
+    evidence = np.zeros(n_rows)
+    for ratio in members.values():
+        evidence += np.log(2.0) * ratio * ratio
+    x = np.log1p(evidence)
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    csq = np.concatenate([[0.0], np.cumsum(x * x)])
+    likelihood = np.zeros(n_rows)
+    for i in range(start, n_rows):
+        s0 = max(warm, i - cfg.short + 1)
+        lo, hi = max(warm, i - cfg.window), s0
+        if hi - lo < cfg.min_baseline:
+            continue
+        recent = (csum[i + 1] - csum[s0]) / (i + 1 - s0)
+        mean = (csum[hi] - csum[lo]) / (hi - lo)
+        var = max((csq[hi] - csq[lo]) / (hi - lo) - mean * mean, 0.0)
+        z = (recent - mean) / max(math.sqrt(var), 1e-3)
+        likelihood[i] = 0.5 * math.erfc(-z / math.sqrt(2.0))
+    score = np.log(1.0000000001 - likelihood) / np.log(1e-10)
+    out = np.zeros(n_rows)
+    for i in range(start, n_rows):
+        recent_peak = score[max(start, i - cfg.quiet) : i]
+        peak = recent_peak.max() if recent_peak.size else 0.0
+        out[i] = score[i] if score[i] > peak else score[i] * cfg.damp
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def score_stream(
+    timestamps: FloatArray, values: FloatArray, config: NabConfig | None = None
+) -> FloatArray:
+    """Causal NAB anomaly scores in [0, 1] for one series, one row at a time."""
+    return nab_scores(member_scores(timestamps, values, config), values.size, config)
+
+
+@dataclass(frozen=True)
+class NabFileResult:
+    category: str
+    file: str
+    rows: int
+    path: Path
+
+
+def _score_file(args: tuple[Path, Path, str, str, NabConfig]) -> NabFileResult:
+    data_file, out_root, name, category, cfg = args
+    stamps, unix, values = read_nab_file(data_file)
+    scores = score_stream(unix, values, cfg)
+    out_dir = out_root / name / category
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_path = out_dir / f"{name}_{data_file.name}"
+    with out_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["timestamp", "value", "anomaly_score"])
+        for stamp, value, score in zip(stamps, values, scores, strict=True):
+            writer.writerow([stamp, repr(float(value)), f"{score:.6f}"])
+    return NabFileResult(category, data_file.name, len(stamps), out_path)
+
+
+def run_nab(
+    data_dir: Path | str,
+    out_dir: Path | str,
+    name: str = "vigil",
+    detector: str | None = None,
+    progress: Progress | None = None,
+    *,
+    workers: int = 2,
+) -> list[NabFileResult]:
+    """Score every ``<data_dir>/<category>/*.csv`` and write NAB's results layout.
+
+    Writes ``<out_dir>/<name>/<category>/<name>_<file>.csv`` (``timestamp,value,
+    anomaly_score``). ``detector`` picks the members (``DETECTORS``; default the full
+    ensemble). ``progress(file, done, total)`` is called after each file.
+    """
+    data = Path(data_dir)
+    # NAB keeps data under data/ beside labels/; accept either the root or data/ itself.
+    if (data / "data").is_dir():
+        data = data / "data"
+    if not data.is_dir():
+        raise ValueError(
+            f"NAB data folder {data} does not exist; pass the folder holding the category folders"
+        )
+    if not name or "/" in name:
+        raise ValueError(f"detector name {name!r} must be non-empty and without '/'")
+    members = detector or "ensemble"
+    if members not in DETECTORS:
+        raise ValueError(f"unknown detector {members!r}; choose one of {', '.join(DETECTORS)}")
+    cfg = NabConfig(members=members)
+    jobs = [
+        (f, Path(out_dir), name, cat.name, cfg)
+        for cat in sorted(p for p in data.iterdir() if p.is_dir())
+        for f in sorted(cat.glob("*.csv"))
+    ]
+    if not jobs:
+        raise ValueError(f"{data} holds no <category>/*.csv files (NAB's data layout)")
+    # Longest files first, so two workers finish together.
+    jobs.sort(key=lambda j: -j[0].stat().st_size)
+    results: list[NabFileResult] = []
+    if workers <= 1:
+        for job in jobs:
+            res = _score_file(job)
+            results.append(res)
+            if progress is not None:
+                progress(f"{res.category}/{res.file}", len(results), len(jobs))
+        return results
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        for res in pool.map(_score_file, jobs):
+            results.append(res)
+            if progress is not None:
+                progress(f"{res.category}/{res.file}", len(results), len(jobs))
+    return results
