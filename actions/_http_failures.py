@@ -9,6 +9,7 @@ webhook URLs) out of any text before it reaches a message or a log line.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from datetime import datetime
@@ -16,7 +17,7 @@ from email.utils import parsedate_to_datetime
 
 from vigil.core import PermanentError, RetryableError, VigilError
 
-__all__ = ["failure_for_status", "retry_after_seconds", "scrub"]
+__all__ = ["ScrubFilter", "failure_for_status", "retry_after_seconds", "scrub"]
 
 # A receiver asking for more than a day is misconfigured; the outbox's own backoff
 # takes over beyond that rather than parking a message for weeks.
@@ -82,3 +83,30 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+class ScrubFilter(logging.Filter):
+    """A logger filter for HTTP libraries (httpx logs every request URL at info level,
+    slack-sdk logs URLs and headers at debug): drops records below ``min_level`` and
+    replaces ``secret`` in the rest. Owned per secret, so a notifier can replace its own."""
+
+    def __init__(self, secret: str, *, min_level: int = logging.DEBUG) -> None:
+        super().__init__()
+        self.secret = secret
+        self._min = min_level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self._min:
+            return False
+        text = record.getMessage()
+        if self.secret and self.secret in text:
+            record.msg, record.args = scrub(text, (self.secret,)), None
+        return True
+
+    @classmethod
+    def install(
+        cls, logger: logging.Logger, secret: str, *, min_level: int = logging.DEBUG
+    ) -> None:
+        """Add a filter for ``secret`` to ``logger`` (once per secret)."""
+        if not any(isinstance(f, cls) and f.secret == secret for f in logger.filters):
+            logger.addFilter(cls(secret, min_level=min_level))

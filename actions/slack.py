@@ -19,7 +19,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from vigil.actions._http_failures import failure_for_status, retry_after_seconds, scrub
+from vigil.actions._http_failures import (
+    ScrubFilter,
+    failure_for_status,
+    retry_after_seconds,
+    scrub,
+)
 from vigil.actions.rendering import headline, render_blocks, render_text
 from vigil.core import Clock, Delivery, Notification, PermanentError, RetryableError, SystemClock
 
@@ -29,28 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["SlackNotifier", "SlackWebhookNotifier", "slack_metadata"]
 
 
-class _SdkLogFilter(logging.Filter):
-    """slack-sdk's debug records carry the webhook URL and request headers: drop them, and
-    scrub the secret from anything it logs at info and above."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self._secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return False
-        text = record.getMessage()
-        if self._secret in text:
-            record.msg, record.args = scrub(text, (self._secret,)), None
-        return True
-
-
 def _sdk_logger(name: str, secret: str) -> logging.Logger:
     """The logger slack-sdk writes to for one notifier, filtered for its secret."""
     logger = logging.getLogger(f"vigil.actions.slack.sdk.{name}")
-    logger.filters = [f for f in logger.filters if not isinstance(f, _SdkLogFilter)]
-    logger.addFilter(_SdkLogFilter(secret))
+    # its debug records carry the webhook URL and the request headers: drop them
+    ScrubFilter.install(logger, secret, min_level=logging.INFO)
     return logger
 
 
@@ -58,6 +46,14 @@ _RETRYABLE_SLACK_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "service_unavailable", "fatal_error", "internal_error",
      "request_timeout", "team_added_to_org"}
 )  # fmt: skip
+
+
+# chat.update answers these when the incident's message was deleted or is not ours
+_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+
+
+class _MessageGone(PermanentError):
+    """The message to edit is gone (deleted, or no longer editable)."""
 
 
 def slack_metadata(message: Notification) -> dict[str, Any]:
@@ -126,7 +122,8 @@ class _SlackCalls:
                     f"{self.name}: {what}: Slack says {error}, retrying in {delay:.0f} s",
                     delay=delay,
                 )
-            return PermanentError(f"{self.name}: {what} refused by Slack: {self.scrub(error)}")
+            kind = _MessageGone if error in _GONE else PermanentError
+            return kind(f"{self.name}: {what} refused by Slack: {self.scrub(error)}")
         failure = failure_for_status(
             f"{self.name}: {what}",
             status,
@@ -195,18 +192,23 @@ class SlackNotifier:
         return Delivery(self.name, f"{response['channel']}:{response['ts']}")
 
     def update(self, message_ref: str, message: Notification) -> Delivery:
-        """Edit the incident's message to the new state, then reply in its thread."""
+        """Edit the incident's message to the new state, then reply in its thread (a new
+        message when the old one was deleted)."""
         channel, ts = _parse_ref(self.name, message_ref)
-        self._calls.call(
-            "chat.update",
-            lambda: self._client.chat_update(
-                channel=channel,
-                ts=ts,
-                text=render_text(message),
-                blocks=render_blocks(message),
-                metadata=slack_metadata(message),
-            ),
-        )
+        try:
+            self._calls.call(
+                "chat.update",
+                lambda: self._client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=render_text(message),
+                    blocks=render_blocks(message),
+                    metadata=slack_metadata(message),
+                ),
+            )
+        except _MessageGone:
+            # someone deleted the incident's message: say it again as a new one
+            return self.send(message)
         self._calls.call(
             "chat.postMessage (thread)",
             lambda: self._client.chat_postMessage(

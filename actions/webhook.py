@@ -16,13 +16,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from vigil.actions._http_failures import failure_for_status, retry_after_seconds, scrub
+from vigil.actions._http_failures import (
+    ScrubFilter,
+    failure_for_status,
+    retry_after_seconds,
+    scrub,
+)
 from vigil.actions.rendering import render_text
 from vigil.core import Clock, Delivery, Notification, PermanentError, RetryableError, SystemClock
 
@@ -118,6 +124,9 @@ class WebhookNotifier:
         self._clock = clock or SystemClock()
         self._headers = dict(headers or {})
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
+        # httpx logs each request's URL at info level; a webhook URL often holds a token
+        for library in ("httpx", "httpcore"):
+            ScrubFilter.install(logging.getLogger(library), url)
 
     def __repr__(self) -> str:  # never shows the URL or the secret
         return f"WebhookNotifier(name={self.name!r})"

@@ -25,9 +25,11 @@ from pydantic import (
 )
 
 from vigil.actions.kubernetes.settings import KubernetesSettings
+from vigil.agent.daemon_settings import LeaderSettings, NotifySettings, ServerSettings
 from vigil.core import ConfigError
 from vigil.detectors.settings import DetectionSettings as DetectorSettings
 from vigil.nlq.settings import LlmSettings, NlqSettings
+from vigil.playbooks.settings import GuardrailSettings, PlaybookSettings
 from vigil.sim.settings import SimSettings
 
 __all__ = [
@@ -136,6 +138,12 @@ class DetectionSettings(DetectorSettings):
     min_severity: Literal["info", "warning", "critical"] = Field(
         "warning", description="Anomalies below this severity are stored but open no finding."
     )
+    resolve_after: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds without an anomaly on a series before its finding is resolved; "
+        "15 min rides out gaps between ticks without keeping stale incidents open.",
+    )
 
 
 class ScalingSettings(_Group):
@@ -153,99 +161,6 @@ class ScalingSettings(_Group):
         300.0, description="Seconds of lower recommendations before scaling down (as the HPA)."
     )
     max_step: int = Field(10, ge=1, description="Most replicas added or removed in one decision.")
-
-
-class GuardrailSettings(_Group):
-    dry_run: bool = Field(
-        True, description="Record what would have been done and change nothing (safe default)."
-    )
-    namespaces_allow: tuple[str, ...] = Field(
-        (), description="Namespaces actions may touch; empty = all not denied."
-    )
-    namespaces_deny: tuple[str, ...] = Field(
-        ("kube-system",),
-        description="Namespaces actions never touch; kube-system is always denied.",
-    )
-    max_actions_per_hour: int = Field(
-        10, ge=0, description="Cluster-wide mutating actions per rolling hour."
-    )
-    max_actions_per_namespace_per_hour: int = Field(
-        5, ge=0, description="Mutating actions per namespace per rolling hour."
-    )
-    cooldown: Seconds = Field(
-        900.0, description="Seconds before the same playbook may act on the same target again."
-    )
-    min_available: int = Field(
-        1, ge=0, description="Never leave a workload with fewer ready replicas than this."
-    )
-    max_unavailable_percent: float = Field(
-        25.0, ge=0, le=100, description="Most of a workload one action may take down, in %."
-    )
-    verify_after: Seconds = Field(
-        300.0, description="Seconds after an action before its verify condition is checked."
-    )
-    freeze_windows: tuple[str, ...] = Field(
-        (),
-        description="Cron-like windows with no actions, e.g. '* 22-23 * * 5' (Friday nights).",
-    )
-
-    @field_validator("namespaces_deny")
-    @classmethod
-    def _kube_system(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return value if "kube-system" in value else (*value, "kube-system")
-
-
-class SlackSettings(_Group):
-    token: SecretStr | None = Field(None, description="Bot token (xoxb-…) for chat.postMessage.")
-    webhook_url: SecretStr | None = Field(
-        None, description="Incoming-webhook URL (cannot update messages; secret)."
-    )
-    channel: str | None = Field(None, description="Default channel for the bot token.")
-    base_url: str = Field(
-        "https://slack.com/api/", description="Slack Web API base URL (tests point it locally)."
-    )
-
-
-class WebhookSettings(_Group):
-    url: str | None = Field(None, description="Generic webhook receiving JSON notifications.")
-    secret: SecretStr | None = Field(None, description="HMAC-SHA256 signing secret (secret).")
-
-
-class NotifySettings(_Group):
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
-    file: Path | None = Field(
-        None, description="Append notifications as JSON lines here (the demo's local sink)."
-    )
-    timeout: Seconds = Field(10.0, description="Seconds per delivery attempt.")
-    max_attempts: int = Field(
-        50, ge=1, description="Delivery attempts before a message is dead-lettered."
-    )
-    rate_limit_per_minute: int = Field(
-        20, ge=1, description="Messages per channel per minute; Slack allows about 1/s."
-    )
-
-
-class ServerSettings(_Group):
-    host: str = Field("0.0.0.0", description="Address the HTTP server binds (in a pod: all).")  # noqa: S104
-    port: int = Field(8080, ge=1, le=65535, description="HTTP port for health, metrics, hooks.")
-    alertmanager_token: SecretStr | None = Field(
-        None, description="Bearer token Alertmanager must send to POST /alertmanager (secret)."
-    )
-    approval_secret: SecretStr | None = Field(
-        None, description="Key that signs approval links (secret)."
-    )
-    max_body_bytes: int = Field(
-        1_048_576, ge=1024, description="Largest accepted request body, in bytes."
-    )
-
-
-class LeaderSettings(_Group):
-    enabled: bool = Field(False, description="Elect a leader through a Lease (for >1 replica).")
-    namespace: str = Field("vigil", description="Namespace of the Lease.")
-    name: str = Field("vigil-leader", description="Name of the Lease.")
-    lease_duration: Seconds = Field(15.0, description="Seconds a lease is valid without renewal.")
-    renew_every: Seconds = Field(5.0, description="Seconds between renewals by the leader.")
 
 
 class LoggingSettings(_Group):
@@ -287,6 +202,7 @@ class Config(BaseModel):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)

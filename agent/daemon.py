@@ -29,7 +29,8 @@ from vigil.agent.routing import Route, Router
 from vigil.agent.server import AgentServer
 
 if TYPE_CHECKING:
-    from vigil.agent.config import Config, NotifySettings, ServerSettings
+    from vigil.agent.config import Config
+    from vigil.agent.daemon_settings import NotifySettings, ServerSettings
     from vigil.agent.leader import LeaderElector
     from vigil.agent.loop import TickOutcome
     from vigil.agent.metrics import Metrics
@@ -93,6 +94,8 @@ def build_notify(
     links: ApprovalLinks | None = None,
     notifiers: dict[str, Notifier] | None = None,
     metrics: Metrics | None = None,
+    base_delay: float = 5.0,
+    max_delay: float = 600.0,
 ) -> tuple[NotifyStage, DeliveryWorker]:
     """The tick's ``notify`` stage and the delivery worker it (and a thread) drains with."""
     channels = build_notifiers(config.notify, clock=clock) if notifiers is None else notifiers
@@ -100,6 +103,7 @@ def build_notify(
         store, channels, clock,
         rate_limit_per_minute=config.notify.rate_limit_per_minute,
         max_attempts=config.notify.max_attempts,
+        base_delay=base_delay, max_delay=max_delay,
         observer=metrics.count_delivery if metrics is not None else None,
     )  # fmt: skip
     router = Router(routes, list(channels))
@@ -123,6 +127,11 @@ class DaemonServices:
         elector: LeaderElector | None = None,
         api_client: Any = None,
         port: int | None = None,
+        poll_interval: float = 1.0,
+        request_timeout: float = 10.0,
+        ready_max_age: float | None = None,
+        identity: str | None = None,
+        renew_deadline: float | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -130,7 +139,7 @@ class DaemonServices:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         if elector is None and config.leader.enabled:
-            elector = _elector(config, clock, api_client)
+            elector = _elector(config, clock, api_client, identity, renew_deadline)
         self.elector = elector
         s = config.server
         self.server = AgentServer(
@@ -138,8 +147,10 @@ class DaemonServices:
             alertmanager_token=s.alertmanager_token.get_secret_value()
             if s.alertmanager_token else None,
             links=links, max_body_bytes=s.max_body_bytes,
-            ready_max_age=max(300.0, 5 * config.agent.interval), is_leader=self.is_leader,
+            ready_max_age=ready_max_age or max(300.0, 5 * config.agent.interval),
+            is_leader=self.is_leader, request_timeout=request_timeout,
         )  # fmt: skip
+        self._poll = poll_interval
         self.port = 0
 
     def is_leader(self) -> bool:
@@ -149,7 +160,7 @@ class DaemonServices:
         """Start every thread; returns the HTTP port bound."""
         self.port = self.server.start()
         if self.worker is not None:
-            self._threads.append(self.worker.start(self._stop))
+            self._threads.append(self.worker.start(self._stop, poll=self._poll))
         if self.elector is not None:
             self.metrics.leader.set(0)
             self._threads.append(self.elector.start(self._stop, on_change=self.metrics.leader.set))
@@ -180,7 +191,13 @@ class DaemonServices:
         self.server.stop()
 
 
-def _elector(config: Config, clock: Clock, api_client: Any) -> LeaderElector:
+def _elector(
+    config: Config,
+    clock: Clock,
+    api_client: Any,
+    identity: str | None,
+    renew_deadline: float | None,
+) -> LeaderElector:
     from vigil.agent.leader import KubeLease, LeaderElector, kube_api_client, pod_identity
 
     k = config.kubernetes
@@ -191,6 +208,7 @@ def _elector(config: Config, clock: Clock, api_client: Any) -> LeaderElector:
     )
     lead = config.leader
     return LeaderElector(
-        KubeLease(client, lead.namespace, lead.name), pod_identity(), clock,
+        KubeLease(client, lead.namespace, lead.name), identity or pod_identity(), clock,
         lease_duration=lead.lease_duration, renew_every=lead.renew_every,
+        renew_deadline=renew_deadline,
     )  # fmt: skip

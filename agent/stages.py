@@ -28,9 +28,19 @@ from vigil.core import (
     to_timestamp,
 )
 
-__all__ = ["AnomalyEngine", "DetectStage", "FetchStage", "target_from_labels"]
+__all__ = [
+    "AnomalyEngine",
+    "DetectStage",
+    "FetchStage",
+    "PruneStage",
+    "target_from_labels",
+]
 
 log = logging.getLogger(__name__)
+
+
+class Prunable(Protocol):
+    def prune(self, older_than: datetime) -> Mapping[str, int]: ...
 
 
 class DetectionReport(Protocol):
@@ -131,37 +141,105 @@ def target_from_labels(labels: Mapping[str, str]) -> ObjectRef | None:
 
 
 class DetectStage:
-    """Score the fetched series; every anomaly at or above ``min_severity`` opens a finding."""
+    """Score the fetched series and keep one finding per ongoing anomaly.
+
+    An anomaly on a series that already has an open finding seen within ``resolve_after``
+    seconds refreshes that finding (same id, same start) instead of opening a new one, so
+    one incident is one finding however many ticks it lasts; a finding whose series has
+    been quiet for ``resolve_after`` seconds is resolved. Open findings are re-read from
+    the store on the first tick, so a restarted daemon continues the same incidents.
+    """
 
     name = "detect"
 
     def __init__(
-        self, engine: AnomalyEngine, store: FindingStore, *, min_severity: Severity
+        self,
+        engine: AnomalyEngine,
+        store: FindingStore,
+        *,
+        min_severity: Severity,
+        resolve_after: float = 900.0,
     ) -> None:
+        if resolve_after <= 0:
+            raise ValueError(f"resolve_after must be > 0 seconds, got {resolve_after}")
         self._engine = engine
         self._store = store
         self._min = Severity(min_severity)
+        self._quiet = timedelta(seconds=resolve_after)
+        self._open: dict[str, tuple[datetime, datetime, str]] | None = None
+
+    def _load_open(self) -> dict[str, tuple[datetime, datetime, str]]:
+        if self._open is None:
+            self._open = {
+                f.subject: (f.started_at, f.observed_at, f.id)
+                for f in self._store.open_findings(limit=10_000)
+                if f.kind is FindingKind.ANOMALY
+            }
+        return self._open
 
     def run(self, ctx: TickContext) -> None:
-        if not ctx.series:
+        open_ = self._load_open()
+        if ctx.series:
+            report = self._engine.observe(ctx.series, ctx.now)
+            ctx.warming_up.update(report.warming_up)
+            for anomaly in report.anomalies:
+                ctx.anomalies.append(anomaly)
+                if anomaly.severity.at_least(self._min):
+                    self._record(anomaly, ctx, open_)
+        for subject, (_, last, fid) in list(open_.items()):
+            if ctx.now - last >= self._quiet:
+                self._store.resolve_finding(fid, ctx.now)
+                del open_[subject]
+                log.info("finding %s resolved: %s quiet for %s", fid, subject, self._quiet)
+
+    def _record(
+        self,
+        anomaly: Anomaly,
+        ctx: TickContext,
+        open_: dict[str, tuple[datetime, datetime, str]],
+    ) -> None:
+        previous = open_.get(anomaly.series)
+        ongoing = previous is not None and ctx.now - previous[1] < self._quiet
+        started = previous[0] if previous is not None and ongoing else anomaly.start
+        finding = Finding(
+            kind=FindingKind.ANOMALY,
+            subject=anomaly.series,
+            title=anomaly.summary(),
+            severity=anomaly.severity,
+            observed_at=ctx.now,
+            started_at=started,
+            labels=anomaly.labels,
+            target=target_from_labels(anomaly.labels),
+            anomaly=anomaly,
+        )
+        if self._store.record_finding(finding):
+            log.info("new finding %s: %s", finding.id, finding.title)
+        open_[anomaly.series] = (started, ctx.now, finding.id)
+        ctx.findings.append(finding)
+
+
+class PruneStage:
+    """Deletes history older than ``retention`` once every ``every`` seconds.
+
+    The store keeps pending approvals, running actions and undelivered messages whatever
+    their age (``SqliteStore.prune``).
+    """
+
+    name = "prune"
+
+    def __init__(self, store: Prunable, *, retention: float, every: float = 86_400.0) -> None:
+        if retention <= 0 or every <= 0:
+            raise ValueError("retention and every must be > 0 seconds")
+        self._store = store
+        self._retention = timedelta(seconds=retention)
+        self._every = timedelta(seconds=every)
+        self._last: datetime | None = None
+        self.pruned: dict[str, int] = {}
+
+    def run(self, ctx: TickContext) -> None:
+        if self._last is not None and ctx.now - self._last < self._every:
             return
-        report = self._engine.observe(ctx.series, ctx.now)
-        ctx.warming_up.update(report.warming_up)
-        for anomaly in report.anomalies:
-            ctx.anomalies.append(anomaly)
-            if not anomaly.severity.at_least(self._min):
-                continue
-            finding = Finding(
-                kind=FindingKind.ANOMALY,
-                subject=anomaly.series,
-                title=anomaly.summary(),
-                severity=anomaly.severity,
-                observed_at=ctx.now,
-                started_at=anomaly.start,
-                labels=anomaly.labels,
-                target=target_from_labels(anomaly.labels),
-                anomaly=anomaly,
-            )
-            if self._store.record_finding(finding):
-                log.info("new finding %s: %s", finding.id, finding.title)
-            ctx.findings.append(finding)
+        self._last = ctx.now
+        self.pruned = dict(self._store.prune(ctx.now - self._retention))
+        if any(self.pruned.values()):
+            log.info("pruned rows older than %s: %s", self._retention, self.pruned)

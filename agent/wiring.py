@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
-from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage
+from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage, PruneStage
 from vigil.core import Clock, MetricSource, Severity
 
 if TYPE_CHECKING:
@@ -92,7 +92,13 @@ def build_loop(
     ]
     if engine is not None and config.detection.enabled:
         stages.append(
-            DetectStage(engine, store, min_severity=Severity(config.detection.min_severity))
+            DetectStage(
+                engine,
+                store,
+                min_severity=Severity(config.detection.min_severity),
+                resolve_after=config.detection.resolve_after,
+            )
         )
     stages.extend(extra_stages)
+    stages.append(PruneStage(store, retention=config.store.retention_days * 86_400.0))
     return Loop(store, clock, stages)

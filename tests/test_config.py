@@ -80,6 +80,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     env = {
         "VIGIL_PROMETHEUS__TIMEOUT": "2.5",
         "VIGIL_NOTIFY__SLACK__TOKEN": "0123",
+        "VIGIL_NOTIFY__SLACK__CHANNEL": "#ops",
         "VIGIL_GUARDRAILS__NAMESPACES_ALLOW": "[shop, payments]",
         "UNRELATED": "x",
     }
@@ -106,6 +107,7 @@ def test_redacted_hides_every_secret() -> None:
         None,
         {
             "VIGIL_NOTIFY__SLACK__TOKEN": "xoxb-secret-1",
+            "VIGIL_NOTIFY__SLACK__CHANNEL": "#ops",
             "VIGIL_NOTIFY__WEBHOOK__SECRET": "hmac-secret-2",
             "VIGIL_PROMETHEUS__PASSWORD": "pw-secret-3",
             "VIGIL_LLM__API_KEY": "sk-secret-4",
@@ -139,7 +141,7 @@ def test_cli_validate_reports_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_cli_show_redacts_and_schema_is_json(tmp_path: Path) -> None:
-    cfg = write(tmp_path, "notify:\n  slack:\n    token: xoxb-very-secret\n")
+    cfg = write(tmp_path, "notify:\n  slack:\n    token: xoxb-very-secret\n    channel: ops\n")
     result = runner.invoke(app, ["--config", str(cfg), "config", "show", "--json"])
     assert result.exit_code == 0, result.output
     assert "xoxb-very-secret" not in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,12 @@ from vigil.core import (
 )
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class Recorder:
@@ -197,9 +204,11 @@ def test_vigil_run_records_failing_ticks_and_stops_on_sigterm(tmp_path: Path) ->
         "VIGIL_PROMETHEUS__RETRIES": "0",
         "VIGIL_PROMETHEUS__TIMEOUT": "1",
         "VIGIL_AGENT__INTERVAL": "0.3",
+        "VIGIL_SERVER__HOST": "127.0.0.1",
+        "VIGIL_SERVER__PORT": str(free_port()),
     }
     with subprocess.Popen(
-        [sys.executable, "-m", "vigil.agent.cli", "--log-format", "json", "run"],
+        [sys.executable, "-m", "vigil.agent.cli", "--log-format", "json", "run", "--no-kubernetes"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

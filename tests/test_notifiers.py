@@ -22,6 +22,7 @@ from vigil.core import (
     IncidentState,
     ManualClock,
     Notification,
+    Notifier,
     PermanentError,
     RetryableError,
     Severity,
@@ -160,6 +161,15 @@ def test_slack_refusals_are_permanent_and_never_show_the_token(
         slack(url, st).update("garbage", note())
 
 
+def test_slack_says_it_anew_when_the_incident_message_was_deleted(
+    receiver: tuple[str, ReceiverState],
+) -> None:
+    url, st = receiver
+    again = slack(url, st).update("C0OPS:1699999999.000001", note(IncidentState.ACTING))
+    assert again.message_ref == "C0OPS:1700000000.000101"  # a new parent, not an error
+    assert [(r.kind, r.state) for r in st.accepted] == [("post", "acting")]
+
+
 @pytest.mark.parametrize(
     ("fault", "delay"), [("500", 30.0), ("429:12", 12.0), ("timeout", 30.0), ("down", 30.0)]
 )
@@ -223,5 +233,48 @@ def test_secrets_never_reach_the_logs(
     for n in (incoming, bot):
         with pytest.raises(RetryableError):
             n.send(note())
-    assert caplog.records  # slack-sdk did log (its errors), just not the secrets
-    assert "sEcReTwebhookPath" not in caplog.text and st.token not in caplog.text
+    hook = WebhookNotifier(url + "/hook?token=webhook-t0ken-in-url", timeout=0.5)
+    hook.send(note())
+    st.faults.append("500")
+    with pytest.raises(RetryableError):
+        hook.send(note())
+    assert caplog.records  # slack-sdk and httpx did log, just not the secrets
+    assert "HTTP Request: POST" in caplog.text  # httpx's request line, scrubbed
+    for secret in ("sEcReTwebhookPath", st.token, "webhook-t0ken-in-url"):
+        assert secret not in caplog.text
+
+
+# ---------------------------------------------------------------- one contract, every Notifier
+
+
+@pytest.mark.parametrize("kind", ["webhook", "slack", "slack-incoming", "file"])
+def test_every_notifier_keeps_the_contract(
+    receiver: tuple[str, ReceiverState], tmp_path, kind: str
+) -> None:
+    url, st = receiver
+    clock = ManualClock(T0)
+    notifier: Notifier = {
+        "webhook": lambda: WebhookNotifier(url + "/hook", secret=SECRET, timeout=1, clock=clock),
+        "slack": lambda: slack(url, st),
+        "slack-incoming": lambda: SlackWebhookNotifier(
+            url + "/services/T/B/x", timeout=1, clock=clock
+        ),
+        "file": lambda: FileSink(tmp_path / "n.jsonl"),
+    }[kind]()
+    assert isinstance(notifier, Notifier)
+    first = notifier.send(note())
+    assert first.channel == notifier.name and first.message_ref
+    later = note(IncidentState.RESOLVED)
+    second = (
+        notifier.update(first.message_ref, later)
+        if notifier.supports_update
+        else notifier.send(later)
+    )
+    assert second.channel == notifier.name
+    if kind == "file":
+        seen = [
+            json.loads(x)["dedupe_key"] for x in (tmp_path / "n.jsonl").read_text().splitlines()
+        ]
+    else:
+        seen = [r.dedupe_key for r in st.accepted]
+    assert seen == ["f-1:detected", "f-1:resolved"]  # every message carries its dedupe key

@@ -44,6 +44,7 @@ def _global(
     ] = None,
 ) -> None:
     state.config_path = config
+    state._config = None  # one invocation, one load (CliRunner reuses the process)
     state.log_format = log_format
     state.log_level = log_level
 

@@ -25,14 +25,31 @@ def run(
     max_ticks: Annotated[
         int | None, typer.Option("--max-ticks", min=1, help="Exit after this many ticks.")
     ] = None,
+    kubernetes: Annotated[
+        bool,
+        typer.Option(
+            "--kubernetes/--no-kubernetes",
+            help="Act through the Kubernetes API (default). --no-kubernetes detects and "
+            "notifies only: playbooks are matched and journaled, nothing is changed.",
+        ),
+    ] = True,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Serve /healthz, /metrics, /alertmanager."),
+    ] = True,
 ) -> None:
     """Run the agent in the foreground: a tick every `agent.interval` seconds until SIGTERM.
 
     Dry-run unless `guardrails.dry_run: false`. Each tick is recorded in the store; a
-    failing stage (Prometheus down, bad query) is recorded and the loop goes on.
+    failing stage (Prometheus down, bad query) is recorded and the loop goes on. Beside
+    the loop: the HTTP server, the notification delivery thread and, with
+    `leader.enabled`, leader election (only the leader ticks).
     """
     import logging
 
+    from vigil.agent.daemon import DaemonServices, approval_links, build_notify
+    from vigil.agent.metrics import Metrics
+    from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
     from vigil.agent.scheduler import Runner
     from vigil.agent.wiring import (
         build_loop,
@@ -45,33 +62,78 @@ def run(
     _setup_logging()
     cfg = state.config()
     log = logging.getLogger("vigil.run")
+    clock = SystemClock()
     try:
         store = open_store(cfg)
+    except VigilError as exc:
+        fail(str(exc), code=2)
+    try:
         source = prometheus_source(cfg)
+        cluster = None
+        if kubernetes:
+            from vigil.actions.kubernetes import KubernetesCluster
+
+            cluster = KubernetesCluster.from_settings(cfg.kubernetes)
+        metrics = Metrics(outbox_depth=store.outbox_depth, clock=clock)
+        server = cfg.server
+        links = approval_links(server, public_url=server.public_url, ttl=server.approval_ttl)
+        notify, worker = build_notify(
+            cfg,
+            store,
+            clock,
+            routes=cfg.notify.routes,
+            links=links,
+            metrics=metrics,
+            base_delay=cfg.notify.base_delay,
+            max_delay=cfg.notify.max_delay,
+        )
+        engine = build_playbook_engine(cfg, store=store, cluster=cluster, metrics=source)
         loop = build_loop(
             cfg,
             source=source,
             store=store,
-            clock=SystemClock(),
+            clock=clock,
             engine=detection_engine(cfg),
+            extra_stages=[PlaybookStage(engine, store, clock), notify],
+        )
+        services = DaemonServices(
+            cfg,
+            store,
+            clock,
+            metrics,
+            worker=worker,
+            links=links,
+            poll_interval=cfg.notify.poll_interval,
+            request_timeout=server.request_timeout,
+            ready_max_age=server.ready_max_age,
+            identity=cfg.leader.identity,
+            renew_deadline=cfg.leader.renew_deadline,
         )
     except VigilError as exc:
+        store.close()
         fail(str(exc), code=2)
     log.info(
-        "vigil running: prometheus %s, store %s, every %.0f s, %s",
+        "vigil running: prometheus %s, store %s, every %.0f s, %s%s",
         cfg.prometheus.url,
         cfg.store.path,
         cfg.agent.interval,
         "dry-run" if cfg.guardrails.dry_run else "acting",
+        "" if cluster is not None else ", no Kubernetes (nothing is changed)",
     )
     try:
+        if serve:
+            services.start()
+        tick = services.gated(loop.tick)
         if once:
-            outcome = loop.tick()
-            for err in outcome.errors:
+            outcome = tick()
+            errors = outcome.errors if outcome is not None else ()
+            for err in errors:
                 log.warning("%s", err)
-            raise SystemExit(0 if outcome.ok else 1)
-        Runner(loop.tick, cfg.agent.interval).run(max_ticks=max_ticks)
+            raise SystemExit(1 if errors else 0)
+        Runner(tick, cfg.agent.interval).run(max_ticks=max_ticks)
     finally:
+        if serve:
+            services.stop()
         store.close()
 
 

@@ -48,9 +48,15 @@ def demo_config(config: Config, out_dir: Path) -> Config:
     """The user's config with what the twin needs: acting (it is simulated), a store and
     a notification file under ``out_dir``."""
     guardrails = config.guardrails.model_copy(update={"dry_run": False})
+    from vigil.playbooks import builtin_playbooks
+
+    auto = dict.fromkeys((b.name for b in builtin_playbooks()), "auto")
+    playbooks = config.playbooks.model_copy(update={"modes": {**auto, **config.playbooks.modes}})
     store = config.store.model_copy(update={"path": out_dir / "vigil.db"})
     notify = config.notify.model_copy(update={"file": out_dir / "notifications.jsonl"})
-    return config.model_copy(update={"guardrails": guardrails, "store": store, "notify": notify})
+    return config.model_copy(
+        update={"guardrails": guardrails, "playbooks": playbooks, "store": store, "notify": notify}
+    )
 
 
 def run_demo(
