@@ -172,7 +172,9 @@ def backtest(
                 name=name,
                 fired=len(mine),
                 would_act=sum(
-                    1 for f in mine if f.decision in (ActionStatus.DRY_RUN, ActionStatus.RUNNING)
+                    1
+                    for f in mine
+                    if f.decision in (ActionStatus.DRY_RUN, ActionStatus.RUNNING, "notify")
                 ),
                 refused=Counter(f.guardrail for f in mine if f.decision == ActionStatus.REFUSED),
                 targets=Counter(f.target for f in mine),

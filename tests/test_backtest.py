@@ -51,7 +51,7 @@ def test_backtest_reports_firings_and_guardrail_decisions() -> None:
     assert scale.would_act == 4  # cooldown 15 min and a budget of 3/hour in shop
     assert scale.refused["cooldown"] == 2 and scale.refused["budget-namespace"] == 3
     assert dict(scale.targets) == {"deployment/shop/web": 9}
-    assert by_name["notify-only"].fired == 1
+    assert by_name["notify-only"].fired == 1 and by_name["notify-only"].would_act == 1
     assert [f.decision for f in report.firings if f.playbook == "notify-only"] == ["notify"]
     text = report.render()
     assert "saturation-scale-out: fired 9, would have acted 4" in text

@@ -171,3 +171,24 @@ def test_findings_about_objects_that_do_not_exist_fall_through(cluster: TwinClus
     assert m is not None and m.playbook.name == "notify-only"
     dead_pod = condition("OOMKilled", ObjectRef.parse("pod/shop/cart-0-gone"), count=5)
     assert match_finding(dead_pod, BOOKS, now=T0, cluster=cluster) is None
+
+
+def test_builtins_recognise_the_default_detection_queries(cluster: TwinCluster) -> None:
+    """Aggregated series are named by their PromQL (``PrometheusSource``): the built-ins'
+    metric globs must pick the right playbook for each query the agent scores by default."""
+    from vigil.agent.config import DetectionSettings
+
+    errors, p99, rate, cpu, memory = DetectionSettings().queries
+    svc = {"namespace": "shop", "service": "cart"}
+    pod = {"namespace": "shop", "pod": cart_pod(cluster).name}
+    expected = [
+        (errors, svc, "rollout-undo-after-bad-rollout"),
+        (p99, svc, "rollout-undo-after-bad-rollout"),
+        (rate, svc, "notify-only"),  # more load is not the rollout's fault
+        (cpu, pod, "saturation-scale-out"),
+        (memory, pod, "notify-only"),
+    ]
+    for query, labels, name in expected:
+        f = anomaly(query, labels, severity=Severity.CRITICAL)
+        m = match_finding(f, BOOKS, now=T0, cluster=cluster)
+        assert m is not None and m.playbook.name == name, query

@@ -211,3 +211,13 @@ def test_guardrail_settings_extend_the_config_group_field_for_field() -> None:
     assert set(theirs) <= set(ours)
     for name, field in theirs.items():
         assert ours[name].default == field.default, name
+
+
+@pytest.mark.parametrize("book", builtin_playbooks(), ids=lambda b: b.name)
+def test_every_builtin_explains_itself(book: object) -> None:
+    name = book.name  # type: ignore[attr-defined]
+    text = explain(name, guardrails=GuardrailSettings())
+    assert text.startswith(f"{name} (priority ")
+    assert "mode: dry-run (guardrails.dry_run is on)" in text
+    for step in book.steps:  # type: ignore[attr-defined]
+        assert f". {step.action}" in text
