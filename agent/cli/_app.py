@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vigil.agent.cli import _ask_cmd, _config_cmd, _demo_cmd, _run_cmd
+from vigil.agent.cli import _ask_cmd, _config_cmd, _demo_cmd, _playbooks_cmd, _run_cmd
 from vigil.agent.cli._state import state
 
 app = typer.Typer(
@@ -53,3 +53,4 @@ app.add_typer(_config_cmd.app, name="config")
 _run_cmd.register(app)
 _demo_cmd.register(app)
 _ask_cmd.register(app)
+_playbooks_cmd.register(app)
