@@ -32,8 +32,11 @@ def test_every_incident_is_detected_or_explicitly_missed(demo: DemoResult) -> No
     score = demo.score
     assert len(score.incidents) >= 6, "one incident of each fault kind at least"
     text = render_text(demo)
-    for inc in score.incidents:
-        line = next(ln for ln in text.splitlines() if ln.startswith(inc.kind))
+    kinds = tuple(inc.kind for inc in score.incidents)
+    lines = [ln for ln in text.splitlines() if ln.startswith(kinds)]
+    assert len(lines) == len(score.incidents), "one report line per injected incident"
+    for inc, line in zip(score.incidents, lines, strict=True):
+        assert line.startswith(f"{inc.kind} {inc.target}"[:34])
         assert ("yes" in line) == inc.detected
         assert ("MISSED" in line) == (not inc.detected)
         if inc.detected:
@@ -52,7 +55,7 @@ def test_no_action_got_past_a_guardrail(demo: DemoResult) -> None:
         e for e in rows
         if e.action in MUTATING_ACTIONS
         and e.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.REVERTED)
-        and e.playbook != "revert"
+        and "revert_of" not in e.params  # reverting its own change is exempt by design
     ]  # fmt: skip
     for e in acted:
         assert e.target.namespace not in g.namespaces_deny

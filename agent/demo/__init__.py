@@ -132,7 +132,10 @@ def run_demo(
             progress(1.0, "replaying the same seed with vigil off")
         baseline = replay_without_agent(scenario)
         notes = cfg.notify.file
-        sent = sum(1 for _ in notes.open()) if notes and notes.exists() else 0
+        sent = 0
+        if notes and notes.exists():
+            with notes.open(encoding="utf-8") as lines:
+                sent = sum(1 for _ in lines)
         score = score_run(twin, baseline, store, start=agent_start, notifications=sent)
         data = plot_data(twin, agent_start, score) if html else None
     finally:
