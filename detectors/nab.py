@@ -47,15 +47,23 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class NabConfig:
-    """The single configuration used for every file (no per-file tuning)."""
+    """The single configuration used for every file (no per-file tuning).
+
+    ``refit_every``/``history``: rows between refits and rows a refit uses. ``short``:
+    rows averaged for the likelihood; ``window``: rows of evidence it is judged against
+    (about 3.5 days at 5 minutes). ``quiet``/``margin``/``damp``: the new-peak filter.
+    ``novelty_tolerance``: fraction of the seen range a new extreme must pass.
+    ``window`` and ``quiet`` were chosen on NAB's four development categories
+    (neighbouring values score within about 3 points, see docs/detection.md).
+    """
 
     members: str = "ensemble"
     refit_every: int = 1440
     history: int = 4032
     short: int = 5
-    window: int = 2000
+    window: int = 1000
     min_baseline: int = 100
-    quiet: int = 400
+    quiet: int = 500
     margin: float = 0.1
     damp: float = 0.0
     novelty_tolerance: float = 0.01
