@@ -8,11 +8,13 @@ the detector sees the next; refits use only rows already seen), the first 15 % o
 file (at most 750 rows) is NAB's probationary period and scores 0, one configuration
 for every file, and the label files are never opened.
 
-The NAB score of a row is the ensemble's calibrated score passed through a causal
+The NAB score of a row (``nab_scores``) is the larger of the ensemble members'
+evidence judged against its own recent history (an anomaly likelihood) and the
+novelty of the value (outside every value seen before), passed through a causal
 "new peak" filter: a row keeps its score only if it beats every score of the previous
-``quiet`` rows, otherwise it is damped. NAB counts each row above its threshold outside
-an anomaly window as a false positive, and only the first detection inside a window,
-so echoes of an alarm can only cost.
+``quiet`` rows by a margin. NAB counts each row above its threshold outside an anomaly
+window as a false positive, and only the first detection inside a window, so echoes of
+an alarm can only cost.
 """
 
 from __future__ import annotations
@@ -45,16 +47,26 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class NabConfig:
-    """The single configuration used for every file (no per-file tuning)."""
+    """The single configuration used for every file (no per-file tuning).
+
+    ``refit_every``/``history``: rows between refits and rows a refit uses. ``short``:
+    rows averaged for the likelihood; ``window``: rows of evidence it is judged against
+    (about 3.5 days at 5 minutes). ``quiet``/``margin``/``damp``: the new-peak filter.
+    ``novelty_tolerance``: fraction of the seen range a new extreme must pass.
+    ``window`` and ``quiet`` were chosen on NAB's four development categories
+    (neighbouring values score within about 3 points, see docs/detection.md).
+    """
 
     members: str = "ensemble"
     refit_every: int = 1440
     history: int = 4032
     short: int = 5
-    window: int = 2000
+    window: int = 1000
     min_baseline: int = 100
-    quiet: int = 400
+    quiet: int = 500
+    margin: float = 0.1
     damp: float = 0.0
+    novelty_tolerance: float = 0.01
 
 
 def _members(name: str) -> Ensemble:
@@ -126,20 +138,49 @@ def member_scores(
     return {name: np.nan_to_num(z / thresholds[name]) for name, z in raw.items()}
 
 
+def novelty(values: FloatArray, start: int, tolerance: float) -> FloatArray:
+    """How far each row lies outside the range of all rows before it (0 inside it).
+
+    In units of that range; NaN rows are 0. A level the series has never visited is
+    news however calm the models were; ``tolerance`` (a fraction of the range) keeps
+    a new high by a hair from counting.
+    """
+    n_rows = values.size
+    out = np.zeros(n_rows)
+    filled = np.where(np.isnan(values), np.nanmedian(values) if n_rows else 0.0, values)
+    lows = np.minimum.accumulate(filled)
+    highs = np.maximum.accumulate(filled)
+    for i in range(max(start, 1), n_rows):
+        if np.isnan(values[i]):
+            continue
+        span = max(highs[i - 1] - lows[i - 1], 1e-12)
+        excess = max(values[i] - highs[i - 1], lows[i - 1] - values[i]) / span
+        if excess > tolerance:
+            out[i] = excess
+    return out
+
+
 def nab_scores(
-    members: dict[str, FloatArray], n_rows: int, config: NabConfig | None = None
+    members: dict[str, FloatArray],
+    values: FloatArray,
+    config: NabConfig | None = None,
 ) -> FloatArray:
     """NAB anomaly scores in [0, 1] from the members' threshold-relative raw scores.
 
-    The members' evidence (``Σ ln2 · (z/θ)²``, on a log scale) is judged against its
-    own recent history, like NAB's anomaly likelihood: the mean of the last ``short``
-    rows against the mean and spread of the ``window`` rows before them, as a Gaussian
-    tail probability ``p``; the score is ``log(1 - p) / log(1e-10)``, so only far tails
-    come near 1. A noisy series thus needs more evidence than a quiet one. Then the
-    causal new-peak filter keeps only scores above every score of the last ``quiet``
-    rows.
+    Two kinds of evidence, the larger wins:
+
+    * the members' evidence (``Σ ln2 · (z/θ)²``, on a log scale) judged against its own
+      recent history, like NAB's anomaly likelihood: the mean of the last ``short``
+      rows against the mean and spread of the ``window`` rows before them, as a
+      Gaussian tail probability ``p``, scored ``log(1 - p) / log(1e-10)`` so only far
+      tails come near 1 (a noisy series needs more evidence than a quiet one);
+    * novelty: a value outside everything seen so far scores ``0.5 + excess``.
+
+    Then the causal new-peak filter keeps a score only if it beats every score of the
+    last ``quiet`` rows by ``margin`` (relative); the rest are multiplied by ``damp``.
     """
     cfg = config or NabConfig()
+    n_rows = values.size
     start = probationary_length(n_rows)
     warm = start // 2
     evidence = np.zeros(n_rows)
@@ -160,11 +201,14 @@ def nab_scores(
         z = (recent - mean) / max(math.sqrt(var), 1e-3)
         likelihood[i] = 0.5 * math.erfc(-z / math.sqrt(2.0))
     score = np.log(1.0000000001 - likelihood) / np.log(1e-10)
+    news = novelty(values, start, cfg.novelty_tolerance)
+    score = np.maximum(score, np.where(news > 0, np.minimum(1.0, 0.5 + news), 0.0))
     out = np.zeros(n_rows)
     for i in range(start, n_rows):
         recent_peak = score[max(start, i - cfg.quiet) : i]
         peak = recent_peak.max() if recent_peak.size else 0.0
-        out[i] = score[i] if score[i] > peak else score[i] * cfg.damp
+        keep = score[i] > peak * (1.0 + cfg.margin)
+        out[i] = score[i] if keep else score[i] * cfg.damp
     return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 
 
@@ -172,7 +216,7 @@ def score_stream(
     timestamps: FloatArray, values: FloatArray, config: NabConfig | None = None
 ) -> FloatArray:
     """Causal NAB anomaly scores in [0, 1] for one series, one row at a time."""
-    return nab_scores(member_scores(timestamps, values, config), values.size, config)
+    return nab_scores(member_scores(timestamps, values, config), values, config)
 
 
 @dataclass(frozen=True)
