@@ -77,6 +77,8 @@ class OnlineDemandForecaster:
         self._mean = np.empty(0)
         self._chosen: list[str] = []
         self._cycle = 0
+        self._stale = False
+        self._latest = np.empty(0)
 
     def _start(self) -> None:
         """Fix step and horizon from the first points, then allocate the error rings."""
@@ -216,8 +218,14 @@ class OnlineDemandForecaster:
 
     def _forecast_from(self, index: int) -> None:
         preds = self._predictions(index)
+        self._made[index % (self.horizon + 1)] = preds
+        self._latest = preds
+        self._stale = True  # bands are computed when asked for (warm-up never asks)
+
+    def _bands(self) -> None:
+        preds = self._latest
         h_count = self.horizon
-        self._made[index % (h_count + 1)] = preds
+        self._stale = False
         scale = self._error_scale()
         n = np.minimum(self._resolved, self.error_window)
         mae = self._abs_sum / np.maximum(n, 1)
@@ -250,6 +258,8 @@ class OnlineDemandForecaster:
         """
         if self.horizon and not 1 <= h <= self.horizon:
             raise ValueError(f"h must be in 1..{self.horizon}, got {h}")
+        if self._stale:
+            self._bands()
         if not self.horizon or math.isnan(self._upper[h - 1]):
             need = self.min_points + max(self.horizon, 1) + 4
             raise WarmingUp(self.subject, have=self.count, need=need)
