@@ -120,12 +120,13 @@ class ScalingSettings(BaseModel):
         ),
     )
     max_step_down_percent: float = Field(
-        default=50.0,
+        default=100.0,
         gt=0,
         le=100,
         description=(
-            "Largest scale-down per decision, in percent of current replicas. 50 % halves at "
-            "most per step, so a wrong low forecast cannot empty a workload at once."
+            "Largest scale-down per decision, in percent of current replicas; 100 % as the "
+            "HPA's default: the stabilisation window and tolerance already guard a drop, "
+            "and halving steps would spend an action each."
         ),
     )
     scale_down_stabilisation_s: float = Field(

@@ -115,7 +115,7 @@ def test_online_forecaster_warms_up_then_bands_are_above_mean() -> None:
         model.observe(STEP * i, 50.0 + (i % 7))
     mean, upper, name = model.forecast(1)
     assert upper >= mean
-    assert name in {"naive", "daily", "level"}
+    assert name in {"naive", "daily", "level", "cycle"}
     with pytest.raises(ValueError, match="time order"):
         model.observe(0.0, 1.0)
 
@@ -260,3 +260,15 @@ def test_plans_stay_in_bounds_and_above_the_reactive_need(
         else:
             assert d.replicas >= min(d.reactive, max_replicas)
         current = d.replicas
+
+
+def test_a_periodic_batch_load_is_met_before_it_arrives() -> None:
+    # a job every hour (5-minute points: 10 quiet, 2 busy): not daily, found by the
+    # cycle detector, so the pods are ready when the job starts; the HPA is a lag late
+    rng = np.random.default_rng(8)
+    values = np.tile(np.r_[np.full(10, 5.0), np.full(2, 80.0)], 12 * 5) + rng.normal(0, 1, 720)
+    trace = Trace("cron", 1e9 + STEP * np.arange(values.size), np.maximum(values, 0.0))
+    report = replay_scaling(trace, warmup_s=86400.0)
+    assert report.runs["hpa"].score.under_minutes > 50
+    assert report.runs["vigil"].score.under_minutes == 0.0
+    assert report.runs["vigil"].score.actions <= report.runs["hpa"].score.actions

@@ -21,7 +21,10 @@ from vigil.core import WarmingUp
 __all__ = ["OnlineDemandForecaster"]
 
 DAY_S = 86400.0
-PREDICTORS = ("naive", "daily", "level")
+PREDICTORS = ("naive", "daily", "level", "cycle")
+# the cycle detector looks at the last CYCLE_WINDOW points every CYCLE_EVERY points
+CYCLE_WINDOW = 1024
+CYCLE_EVERY = 32
 # Errors are measured relative to the demand's local size (an hour's half-life), floored
 # at 5 % of its long-run size so an idle stretch cannot make the band vanish.
 LOCAL_HALF_LIFE_S = 3600.0
@@ -73,6 +76,9 @@ class OnlineDemandForecaster:
         self._upper = np.empty(0)
         self._mean = np.empty(0)
         self._chosen: list[str] = []
+        self._cycle = 0
+        self._stale = False
+        self._latest = np.empty(0)
 
     def _start(self) -> None:
         """Fix step and horizon from the first points, then allocate the error rings."""
@@ -160,28 +166,66 @@ class OnlineDemandForecaster:
     def _predictions(self, index: int) -> np.ndarray:
         """Predictor × horizon forecasts from the point at ``index``."""
         h_count = self.horizon
-        out = np.empty((len(PREDICTORS), h_count))
+        out = np.full((len(PREDICTORS), h_count), np.nan)
         local = index - self._offset
         last = self._values[local]
         out[0, :] = last
         out[2, :] = self._level
-        out[1, :] = np.nan
-        period = self._period_or(0)
-        days = min(7, (local - h_count) // period) if period else 0
-        if days >= 1:
-            vals = np.asarray(self._values[local - days * period - 0 : local + 1])
-            # vals[-1] is the last point; a day ago is vals[-1 - period]
-            shift = np.zeros(h_count)
-            for k in range(1, days + 1):
-                base = len(vals) - 1 - k * period
-                shift += vals[base + 1 : base + 1 + h_count] - vals[base]
-            out[1, :] = np.maximum(0.0, last + shift / days)
+        out[1, :] = self._seasonal(local, self._period_or(0), 7)
+        if index % CYCLE_EVERY == 0:
+            self._cycle = self._detect_cycle(local)
+        out[3, :] = self._seasonal(local, self._cycle, 3)
         return out
+
+    def _seasonal(self, local: int, period: int, max_cycles: int) -> np.ndarray:
+        """Last value moved as the series moved ``period`` points earlier (mean of cycles)."""
+        h_count = self.horizon
+        cycles = min(max_cycles, local // period) if period > h_count else 0
+        if cycles < 1:
+            return np.full(h_count, np.nan)
+        vals = np.asarray(self._values[local - cycles * period : local + 1])
+        shift = np.zeros(h_count)
+        for k in range(1, cycles + 1):
+            base = len(vals) - 1 - k * period  # the last point, k cycles ago
+            shift += vals[base + 1 : base + 1 + h_count] - vals[base]
+        moved: np.ndarray = np.maximum(0.0, vals[-1] + shift / cycles)
+        return moved
+
+    def _detect_cycle(self, local: int) -> int:
+        """The dominant repeat length (points) of the recent past, or 0 without one.
+
+        Batch jobs and cron-driven load repeat on periods that are not a day; the lag of
+        the highest autocorrelation after it first turns negative, if above 0.5.
+        """
+        window = np.asarray(self._values[max(0, local + 1 - CYCLE_WINDOW) : local + 1])
+        n = window.size
+        if n < 64:
+            return 0
+        x = window - window.mean()
+        power = np.abs(np.fft.rfft(x, 2 * n)) ** 2
+        acf = np.fft.irfft(power)[: n // 3]
+        if acf[0] <= 0:
+            return 0
+        acf = acf / acf[0]
+        negative = np.flatnonzero(acf < 0)
+        if not negative.size:
+            return 0
+        start = int(negative[0])
+        if start >= acf.size - 1:
+            return 0
+        lag = start + int(np.argmax(acf[start:]))
+        return lag if acf[lag] > 0.5 else 0
 
     def _forecast_from(self, index: int) -> None:
         preds = self._predictions(index)
+        self._made[index % (self.horizon + 1)] = preds
+        self._latest = preds
+        self._stale = True  # bands are computed when asked for (warm-up never asks)
+
+    def _bands(self) -> None:
+        preds = self._latest
         h_count = self.horizon
-        self._made[index % (h_count + 1)] = preds
+        self._stale = False
         scale = self._error_scale()
         n = np.minimum(self._resolved, self.error_window)
         mae = self._abs_sum / np.maximum(n, 1)
@@ -214,6 +258,8 @@ class OnlineDemandForecaster:
         """
         if self.horizon and not 1 <= h <= self.horizon:
             raise ValueError(f"h must be in 1..{self.horizon}, got {h}")
+        if self._stale:
+            self._bands()
         if not self.horizon or math.isnan(self._upper[h - 1]):
             need = self.min_points + max(self.horizon, 1) + 4
             raise WarmingUp(self.subject, have=self.count, need=need)
