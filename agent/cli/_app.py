@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from vigil.agent.cli import _ask_cmd, _config_cmd, _demo_cmd, _playbooks_cmd, _run_cmd
+from vigil.agent.cli import (
+    _ask_cmd,
+    _bench_cmd,
+    _config_cmd,
+    _demo_cmd,
+    _playbooks_cmd,
+    _run_cmd,
+)
 from vigil.agent.cli._state import state
 
 app = typer.Typer(
@@ -54,3 +61,4 @@ _run_cmd.register(app)
 _demo_cmd.register(app)
 _ask_cmd.register(app)
 _playbooks_cmd.register(app)
+_bench_cmd.register(app)
