@@ -24,6 +24,7 @@ import numpy as np
 
 from vigil.core import (
     ActionKind,
+    Anomaly,
     Finding,
     FindingKind,
     Mode,
@@ -95,6 +96,14 @@ def _forecast_crosses(finding: Finding, book: Playbook) -> bool:
     return bool(upper.size and np.nanmax(upper) > threshold)
 
 
+def _direction_match(direction: str, anomaly: Anomaly) -> bool:
+    if direction == "above":
+        return anomaly.value > anomaly.expected_high
+    if direction == "below":
+        return anomaly.value < anomaly.expected_low
+    return True
+
+
 def triggers(finding: Finding, book: Playbook) -> bool:
     """Whether ``book.when`` (without the rollout-age condition) matches ``finding``."""
     when = book.when
@@ -106,6 +115,7 @@ def triggers(finding: Finding, book: Playbook) -> bool:
             and finding.severity.at_least(a.min_severity)
             and _metric_match(a.metrics, finding.anomaly.metric)
             and _labels_match(a.matchers, finding.labels)
+            and _direction_match(a.direction, finding.anomaly)
         )
     if when.forecast is not None:
         f = when.forecast

@@ -61,6 +61,11 @@ class AnomalyWhen(_Model):
         (), description='Label matchers on the series, e.g. namespace=~"prod-.*".'
     )
     min_severity: Severity = Field(Severity.WARNING, description="Lowest severity that matches.")
+    direction: Literal["any", "above", "below"] = Field(
+        "any",
+        description="Only anomalies above (value > expected range) or below it; a scale-out "
+        "must not fire on a drop.",
+    )
 
     _check = field_validator("matchers")(_matchers)
 
