@@ -19,8 +19,13 @@ def demo(
         Path, typer.Option("--out", help="Folder for the store, notifications and reports.")
     ] = Path("vigil-demo"),
     tick: Annotated[
-        float, typer.Option(min=30, help="Seconds of simulated time between agent ticks.")
-    ] = 300.0,
+        float,
+        typer.Option(
+            min=30,
+            help="Seconds of simulated time between agent ticks (each tick scores every "
+            "point since the last, so a longer tick only batches the same data).",
+        ),
+    ] = 600.0,
     html: Annotated[bool, typer.Option("--html/--no-html", help="Write report.html.")] = True,
 ) -> None:
     """Run vigil on a simulated cluster with injected incidents and print a report.
