@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vigil.core import to_timestamp
+from vigil.core import MUTATING_ACTIONS, ActionStatus, to_timestamp
 
 if TYPE_CHECKING:
     from vigil.agent.demo import DemoResult
@@ -175,17 +175,21 @@ def write_html(
             d = (to_timestamp(inc.detected_at) - origin) / 3600
             for ax in axes:
                 ax.axvline(d, color="tab:orange", ls="--", lw=0.8)
-    for e in s.actions:
-        x = (to_timestamp(e.created_at) - origin) / 3600
-        for ax in axes:
-            ax.axvline(x, color="tab:green", ls=":", lw=1)
+    acted = [
+        (to_timestamp(e.created_at) - origin) / 3600
+        for e in s.actions
+        if e.action in MUTATING_ACTIONS and e.status is not ActionStatus.DRY_RUN
+    ]
+    for ax in axes:  # a marker per change to the cluster, along the top edge
+        ax.scatter(acted, [0.97] * len(acted), transform=ax.get_xaxis_transform(),
+                   marker="v", s=14, color="tab:green", zorder=3)  # fmt: skip
     axes[0].set_ylabel("p99 latency (ms)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("5xx (%)")
     axes[1].set_xlabel("hours since vigil started")
     axes[0].set_title(
         "Services hit by injected incidents: red = incident, orange dashed = detected, "
-        "green dotted = vigil acted"
+        "green ▼ = vigil changed the cluster"
     )
     axes[0].legend(fontsize=7, ncol=3, loc="upper left")
     main = _png(fig)
