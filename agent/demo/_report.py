@@ -69,7 +69,10 @@ def render_text(result: DemoResult) -> str:
         f"Actions: {len(s.actions)} (people's fixes: {s.people_actions_vigil} with vigil, "
         f"{s.people_actions_off} without)",
     ]
-    for e in s.actions:
+    changes = [e for e in s.actions if e.action in MUTATING_ACTIONS]
+    notes = len(s.actions) - len(changes)
+    lines.append(f"  changes to the cluster: {len(changes)}; notify-only actions: {notes}")
+    for e in changes:
         checks = s.verifications.get(e.id, [])
         verdict = "verified" if any(c.ok for c in checks) else ("verify failed" if checks else "-")
         lines.append(
