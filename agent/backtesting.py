@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
-from vigil.agent.stages import DetectStage, FetchStage
-from vigil.core import Cluster, ManualClock, MetricSource, Severity
+from vigil.agent.wiring import detect_stage, fetch_stage
+from vigil.core import Cluster, ManualClock, MetricSource
 
 if TYPE_CHECKING:
     from vigil.agent.config import Config
@@ -48,18 +48,8 @@ def run_backtest(
         store = SqliteStore.open(Path(tmp) / "backtest.db", clock=clock)
         try:
             stages: list[Stage] = [
-                FetchStage(
-                    source,
-                    config.detection.queries,
-                    lookback=config.prometheus.lookback,
-                    step=config.prometheus.step,
-                ),
-                DetectStage(
-                    DetectionEngine(config.detection),
-                    store,
-                    min_severity=Severity(config.detection.min_severity),
-                    resolve_after=config.detection.resolve_after,
-                ),
+                fetch_stage(config, source),
+                detect_stage(config, DetectionEngine(config.detection), store),
             ]
             loop = Loop(store, clock, stages)
             total = (end - start) / step

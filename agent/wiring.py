@@ -13,14 +13,21 @@ from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
 from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage, PruneStage
-from vigil.core import Clock, MetricSource, Severity
+from vigil.core import Clock, FindingStore, MetricSource, Severity
 
 if TYPE_CHECKING:
     from vigil.agent.config import Config
     from vigil.agent.prometheus import PrometheusSource
     from vigil.agent.store import SqliteStore
 
-__all__ = ["build_loop", "detection_engine", "open_store", "prometheus_source"]
+__all__ = [
+    "build_loop",
+    "detect_stage",
+    "detection_engine",
+    "fetch_stage",
+    "open_store",
+    "prometheus_source",
+]
 
 
 def detection_engine(config: Config) -> AnomalyEngine | None:
@@ -72,6 +79,26 @@ def prometheus_source(config: Config) -> PrometheusSource:
     )
 
 
+def fetch_stage(config: Config, source: MetricSource) -> FetchStage:
+    """The fetch stage for the ``detection.queries`` over the ``prometheus`` look-back."""
+    return FetchStage(
+        source,
+        config.detection.queries,
+        lookback=config.prometheus.lookback,
+        step=config.prometheus.step,
+    )
+
+
+def detect_stage(config: Config, engine: AnomalyEngine, store: FindingStore) -> DetectStage:
+    """The detect stage with the ``detection`` group's severity and resolution settings."""
+    return DetectStage(
+        engine,
+        store,
+        min_severity=Severity(config.detection.min_severity),
+        resolve_after=config.detection.resolve_after,
+    )
+
+
 def build_loop(
     config: Config,
     *,
@@ -82,23 +109,9 @@ def build_loop(
     extra_stages: Sequence[Stage] = (),
 ) -> Loop:
     """The tick as configured: fetch → detect (when an engine is given) → extra stages."""
-    stages: list[Stage] = [
-        FetchStage(
-            source,
-            config.detection.queries,
-            lookback=config.prometheus.lookback,
-            step=config.prometheus.step,
-        )
-    ]
+    stages: list[Stage] = [fetch_stage(config, source)]
     if engine is not None and config.detection.enabled:
-        stages.append(
-            DetectStage(
-                engine,
-                store,
-                min_severity=Severity(config.detection.min_severity),
-                resolve_after=config.detection.resolve_after,
-            )
-        )
+        stages.append(detect_stage(config, engine, store))
     stages.extend(extra_stages)
     stages.append(PruneStage(store, retention=config.store.retention_days * 86_400.0))
     return Loop(store, clock, stages)
