@@ -27,6 +27,7 @@ from pydantic import (
 from vigil.actions.kubernetes.settings import KubernetesSettings
 from vigil.agent.daemon_settings import LeaderSettings, NotifySettings, ServerSettings
 from vigil.core import ConfigError
+from vigil.detectors.scaling_settings import ScalingGroup
 from vigil.detectors.settings import DetectionSettings as DetectorSettings
 from vigil.nlq.settings import LlmSettings, NlqSettings
 from vigil.playbooks.settings import GuardrailSettings, PlaybookSettings
@@ -160,23 +161,6 @@ class DetectionSettings(DetectorSettings):
     )
 
 
-class ScalingSettings(_Group):
-    enabled: bool = Field(True, description="Forecast demand and plan replicas each tick.")
-    lead_time: Seconds = Field(
-        600.0, description="Seconds ahead to provision for; covers pod start-up lag with margin."
-    )
-    target_utilisation: float = Field(
-        0.7, gt=0, le=1, description="Share of per-pod capacity to plan for (HPA-like 70 %)."
-    )
-    quantile: float = Field(
-        0.9, gt=0.5, lt=1, description="Upper forecast quantile replicas are sized for."
-    )
-    scale_down_stabilisation: Seconds = Field(
-        300.0, description="Seconds of lower recommendations before scaling down (as the HPA)."
-    )
-    max_step: int = Field(10, ge=1, description="Most replicas added or removed in one decision.")
-
-
 class LoggingSettings(_Group):
     level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level written."
@@ -214,7 +198,7 @@ class Config(BaseModel):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
-    scaling: ScalingSettings = Field(default_factory=ScalingSettings)
+    scaling: ScalingGroup = Field(default_factory=ScalingGroup)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)

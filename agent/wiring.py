@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
 from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage, PruneStage
-from vigil.core import Clock, FindingStore, MetricSource, Severity
+from vigil.core import Clock, Cluster, FindingStore, MetricSource, Severity
 
 if TYPE_CHECKING:
     from vigil.agent.config import Config
     from vigil.agent.prometheus import PrometheusSource
+    from vigil.agent.scaling_stage import ScalingStage, ScalingStore
     from vigil.agent.store import SqliteStore
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "fetch_stage",
     "open_store",
     "prometheus_source",
+    "scaling_stage",
 ]
 
 
@@ -99,6 +101,28 @@ def detect_stage(config: Config, engine: AnomalyEngine, store: FindingStore) -> 
     )
 
 
+def scaling_stage(
+    config: Config, source: MetricSource, cluster: Cluster | None, store: ScalingStore
+) -> ScalingStage | None:
+    """The predictive scaling stage for the ``scaling`` group, or ``None`` when it is off
+    or lists no workload. Without a cluster it still stores forecasts, and decides nothing."""
+    group = config.scaling
+    if not group.enabled or not group.workloads:
+        return None
+    from vigil.agent.scaling_stage import ScalingStage
+
+    return ScalingStage(
+        group,
+        source,
+        cluster,
+        store,
+        interval=config.agent.interval,
+        step=config.prometheus.step,
+        max_step_down_percent=config.guardrails.max_unavailable_percent,
+        forecast_every_s=group.forecast_every_s,
+    )
+
+
 def build_loop(
     config: Config,
     *,
@@ -107,11 +131,16 @@ def build_loop(
     clock: Clock,
     engine: AnomalyEngine | None = None,
     extra_stages: Sequence[Stage] = (),
+    cluster: Cluster | None = None,
 ) -> Loop:
-    """The tick as configured: fetch → detect (when an engine is given) → extra stages."""
+    """The tick as configured: fetch → detect (when an engine is given) → scaling (when
+    enabled with workloads) → extra stages (playbooks, notify)."""
     stages: list[Stage] = [fetch_stage(config, source)]
     if engine is not None and config.detection.enabled:
         stages.append(detect_stage(config, engine, store))
+    scaling = scaling_stage(config, source, cluster, store)
+    if scaling is not None:
+        stages.append(scaling)
     stages.extend(extra_stages)
     stages.append(PruneStage(store, retention=config.store.retention_days * 86_400.0))
     return Loop(store, clock, stages)

@@ -243,6 +243,15 @@ class ScalingGroup(BaseModel):
         default=(0.05, 0.5, 0.95),
         description="Forecast bands stored and shown (probabilities in (0, 1)).",
     )
+    forecast_every_s: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Seconds between stored forecasts of a workload's demand (over "
+            "forecast_horizon_s); 15 min keeps 'vigil status' current while the model "
+            "selection's backtest costs a few ms per workload per tick on average."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ScalingGroup:

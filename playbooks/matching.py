@@ -76,17 +76,34 @@ def _number(value: Any) -> float | None:
         return None
 
 
+def _decision_matches(finding: Finding, change: str) -> bool:
+    """A scaling decision (desired vs current replicas) in the wanted direction."""
+    desired = _number(finding.details.get("desired_replicas"))
+    current = _number(finding.details.get("current_replicas"))
+    if desired is None or current is None:
+        return False
+    if change == "up":
+        return desired > current
+    if change == "down":
+        return desired < current
+    return desired != current
+
+
 def _forecast_crosses(finding: Finding, book: Playbook) -> bool:
     spec = book.when.forecast
     fc = finding.forecast
     if spec is None or fc is None:
         return False
     threshold = _number(finding.details.get(spec.crosses))
+    if spec.crosses == "capacity":
+        mode = str(finding.details.get("apply", "scale"))
+        if spec.apply not in ("any", mode):
+            return False
+        if threshold is None:
+            return _decision_matches(finding, spec.change)
+        if spec.change == "down":
+            return False  # a band crossing the capacity is never a reason to scale down
     if threshold is None:
-        if spec.crosses == "capacity":
-            desired = _number(finding.details.get("desired_replicas"))
-            current = _number(finding.details.get("current_replicas"))
-            return desired is not None and current is not None and desired > current
         return False
     upper = fc.quantiles[max(fc.quantiles)] if fc.quantiles else fc.mean
     ts = fc.timestamps

@@ -83,6 +83,18 @@ class ForecastWhen(_Model):
     within: Seconds | None = Field(
         None, description="Seconds ahead the crossing must happen; null = anywhere in the forecast."
     )
+    change: Literal["up", "down", "any"] = Field(
+        "up",
+        description="For a scaling decision (details desired_replicas/current_replicas): `up` "
+        "when the plan needs more than the workload (or HPA floor) has, `down` when the "
+        "predicted load has passed and the plan releases replicas, `any` for both.",
+    )
+    apply: Literal["scale", "hpa-floor", "any"] = Field(
+        "any",
+        description="Which way the decision reaches the cluster (details.apply): `scale` sets "
+        "replicas (no HPA), `hpa-floor` moves the HPA's minReplicas; a decision without "
+        "details.apply counts as `scale`.",
+    )
 
     _check = field_validator("matchers")(_matchers)
 
@@ -189,7 +201,9 @@ class PatchHpaParams(_Model):
     min_replicas: int | None = Field(None, ge=1)
     max_replicas: int | None = Field(None, ge=1)
     min_from_decision: bool = Field(
-        False, description="Raise minReplicas to the finding's desired_replicas."
+        False,
+        description="Set minReplicas to the finding's desired_replicas (raised ahead of "
+        "predicted load, lowered after it).",
     )
 
 

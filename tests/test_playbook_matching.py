@@ -192,3 +192,33 @@ def test_builtins_recognise_the_default_detection_queries(cluster: TwinCluster) 
         f = anomaly(query, labels, severity=Severity.CRITICAL)
         m = match_finding(f, BOOKS, now=T0, cluster=cluster)
         assert m is not None and m.playbook.name == name, query
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        ({"desired_replicas": 6, "current_replicas": 3, "apply": "scale"}, "predictive-scale-up"),
+        ({"desired_replicas": 2, "current_replicas": 5, "apply": "scale"}, "predictive-scale-down"),
+        ({"desired_replicas": 6, "current_replicas": 3}, "predictive-scale-up"),
+        (
+            {"desired_replicas": 8, "current_replicas": 2, "apply": "hpa-floor"},
+            "predictive-hpa-floor",
+        ),
+        (
+            {"desired_replicas": 2, "current_replicas": 8, "apply": "hpa-floor"},
+            "predictive-hpa-floor",
+        ),
+        ({"desired_replicas": 3, "current_replicas": 3, "apply": "scale"}, None),
+    ],
+)
+def test_scaling_decisions_go_to_the_playbook_of_their_direction_and_mode(
+    cluster: TwinCluster, details: dict[str, object], expected: str | None
+) -> None:
+    m = match_finding(forecast(peak=150.0, details=details), BOOKS, now=T0, cluster=cluster)
+    if expected is None:
+        assert m is None
+        return
+    assert m is not None and m.plan is not None
+    assert m.playbook.name == expected
+    key = "min_replicas" if details.get("apply") == "hpa-floor" else "replicas"
+    assert m.plan.params[key] == details["desired_replicas"]

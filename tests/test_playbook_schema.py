@@ -56,6 +56,8 @@ def test_every_builtin_loads_and_covers_the_issue() -> None:
         "oom-raise-memory-limit",
         "memory-growth-restart",
         "predictive-scale-up",
+        "predictive-scale-down",
+        "predictive-hpa-floor",
         "saturation-scale-out",
         "node-not-ready-cordon",
         "node-pressure-cordon",

@@ -12,6 +12,7 @@ from vigil.agent.cli import (
     _bench_cmd,
     _config_cmd,
     _demo_cmd,
+    _forecast_cmd,
     _playbooks_cmd,
     _run_cmd,
 )
@@ -62,3 +63,4 @@ _demo_cmd.register(app)
 _ask_cmd.register(app)
 _playbooks_cmd.register(app)
 _bench_cmd.register(app)
+_forecast_cmd.register(app)

@@ -1,9 +1,9 @@
-"""``vigil bench nab|scaling``, ``vigil forecast`` and ``vigil feedback``: the detection and
-scaling benchmarks, a forecast view of one query, and labels on findings."""
+"""``vigil bench nab|scaling`` and ``vigil feedback``: the detection and scaling
+benchmarks, and labels on findings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -87,52 +87,6 @@ def scaling(  # noqa: PLR0917 - typer maps parameters to options
     typer.echo(format_report(reports))
 
 
-def forecast(
-    query: Annotated[str, typer.Argument(help="PromQL giving one series (e.g. request rate).")],
-    horizon: Annotated[float, typer.Option(help="Seconds ahead.")] = 3600.0,
-    history: Annotated[float, typer.Option(help="Seconds of history shown and fitted.")] = 7
-    * 86400.0,
-    png: Annotated[Path | None, typer.Option(help="Also save a plot here.")] = None,
-) -> None:
-    """Show a query's history and forecast band in the terminal (and optionally a PNG)."""
-    from vigil.agent.wiring import prometheus_source
-    from vigil.core import VigilError, WarmingUp
-    from vigil.detectors.engine import guess_unit
-    from vigil.detectors.forecast_view import forecast_view
-
-    cfg = state.config()
-    now = datetime.now(UTC)
-    try:
-        found = prometheus_source(cfg).query_range(
-            query, now - timedelta(seconds=history), now, timedelta(seconds=cfg.prometheus.step)
-        )
-    except VigilError as exc:
-        fail(str(exc))
-    if len(found) != 1:
-        fail(f"the query gave {len(found)} series; narrow it to one (e.g. sum by () or labels)")
-    try:
-        view = forecast_view(found[0], horizon_s=horizon, history_s=history)
-    except WarmingUp as exc:
-        fail(str(exc))
-    typer.echo(view.text(unit=guess_unit(found[0].metric)))
-    if png is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(10, 4))
-        h, f = view.history, view.forecast
-        ax.plot(h.timestamps, h.values, label="history", lw=1)
-        ax.plot(f.timestamps, f.mean, label="forecast", lw=1)
-        ax.fill_between(f.timestamps, f.quantile(min(f.quantiles)), f.quantile(view.upper_q),
-                        alpha=0.3, label="band")  # fmt: skip
-        ax.legend()
-        fig.savefig(png, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        typer.echo(f"plot: {png}")
-
-
 def feedback(
     finding_id: Annotated[str, typer.Argument(help="Finding id (f-…), from `vigil status`.")],
     false_positive: Annotated[
@@ -167,5 +121,4 @@ def feedback(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
-    app.command()(forecast)
     app.command()(feedback)

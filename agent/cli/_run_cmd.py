@@ -95,6 +95,7 @@ def run(
             clock=clock,
             engine=detection_engine(cfg),
             extra_stages=[PlaybookStage(engine, store, clock), notify],
+            cluster=cluster,
         )
         services = DaemonServices(
             cfg,
@@ -149,6 +150,7 @@ def status(
     from rich.console import Console
     from rich.table import Table
 
+    from vigil.agent.scaling_stage import scaling_overview
     from vigil.agent.wiring import open_store
     from vigil.core import ActionStatus, VigilError
 
@@ -162,6 +164,7 @@ def status(
         findings = store.open_findings(limit=20)
         pending = store.journal_list(statuses=[ActionStatus.PENDING_APPROVAL], limit=20)
         depth = store.outbox_depth()
+        scaled = scaling_overview(cfg.scaling, store) if cfg.scaling.workloads else []
     if as_json:
         data: dict[str, Any] = {
             "ticks": [
@@ -193,6 +196,7 @@ def status(
                 for e in pending
             ],
             "outbox_depth": depth,
+            "scaling": [o.as_dict() for o in scaled],
         }
         typer.echo(json.dumps(data, indent=2))
         return
@@ -220,6 +224,26 @@ def status(
     else:
         console.print("Pending approvals: none.")
     console.print(f"Outbox: {depth} message(s) waiting.")
+    if scaled:
+        stable = Table(
+            title="Predictive scaling (next peak of the expected demand, its upper band, "
+            "and the pods planned for it)",
+            title_justify="left",
+        )
+        for col in ("workload", "next peak (UTC)", "demand", "pods", "last decision"):
+            stable.add_column(col)
+        for o in scaled:
+            last = "none yet"
+            if o.last_decision and o.last_decision_at:
+                last = f"{o.last_decision} at {_when(o.last_decision_at)}"
+            stable.add_row(
+                o.workload,
+                _when(o.peak_at) if o.peak_at else "no forecast yet",
+                f"{o.peak_upper:.4g}" if o.peak_upper is not None else "-",
+                str(o.peak_replicas) if o.peak_replicas is not None else "-",
+                last,
+            )
+        console.print(stable)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,6 +21,7 @@ from vigil.agent.demo._scoring import DemoScore, IncidentOutcome, score_run
 
 if TYPE_CHECKING:
     from vigil.agent.config import Config
+    from vigil.detectors.scaling_settings import ScalingGroup
 
 __all__ = ["DemoResult", "DemoScore", "IncidentOutcome", "render_text", "run_demo"]
 
@@ -54,8 +55,63 @@ def demo_config(config: Config, out_dir: Path) -> Config:
     playbooks = config.playbooks.model_copy(update={"modes": {**auto, **config.playbooks.modes}})
     store = config.store.model_copy(update={"path": out_dir / "vigil.db"})
     notify = config.notify.model_copy(update={"file": out_dir / "notifications.jsonl"})
+    scaling = config.scaling
+    if not scaling.workloads:
+        scaling = twin_scaling(config)
     return config.model_copy(
-        update={"guardrails": guardrails, "playbooks": playbooks, "store": store, "notify": notify}
+        update={
+            "guardrails": guardrails,
+            "playbooks": playbooks,
+            "store": store,
+            "notify": notify,
+            "scaling": scaling,
+        }
+    )
+
+
+def _write_config(cfg: Config, path: Path) -> None:
+    """A config file for looking at the demo afterwards (`vigil --config … status|ask`):
+    its store and the scaled workloads, the rest at defaults."""
+    import yaml
+
+    data = {
+        "store": {"path": str(cfg.store.path.resolve())},
+        "scaling": cfg.scaling.model_dump(mode="json"),
+    }
+    header = "# Written by `vigil demo`: the demo's store and scaled workloads.\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def twin_scaling(config: Config) -> ScalingGroup:
+    """Predictive scaling for the twin's HTTP services, configured as an operator would:
+    demand is the request rate, capacity per pod and start-up lag are the services' own,
+    and services without an HPA never go below the replicas they run with."""
+    from vigil.detectors.scaling_settings import ScalingWorkload
+    from vigil.sim import default_workloads
+
+    workloads = []
+    for spec in default_workloads():
+        if not spec.http:
+            continue
+        overrides: dict[str, object] = {
+            "capacity_per_pod": spec.capacity_rps,
+            "startup_lag_s": spec.startup_s,
+        }
+        if spec.hpa is None:
+            overrides.update(min_replicas=spec.replicas, max_replicas=3 * spec.replicas)
+        workloads.append(
+            ScalingWorkload(
+                namespace=spec.namespace,
+                name=spec.name,
+                demand_query=f'sum(rate(http_requests_total{{namespace="{spec.namespace}",'
+                f'service="{spec.name}"}}[5m]))',
+                overrides=overrides,
+            )
+        )
+    # Hourly stored forecasts are plenty for the report and `vigil ask`; the decisions
+    # themselves use the policy's own forecast every tick.
+    return config.scaling.model_copy(
+        update={"enabled": True, "workloads": workloads, "forecast_every_s": 3600.0}
     )
 
 
@@ -89,6 +145,8 @@ def run_demo(
     for stale in ("vigil.db", "vigil.db-wal", "vigil.db-shm", "notifications.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
     cfg = demo_config(config, out_dir)
+    agent = cfg.agent.model_copy(update={"interval": tick_seconds})
+    cfg = cfg.model_copy(update={"agent": agent})
     if warmup_days < 0:
         raise ValueError(f"warmup_days must be >= 0, got {warmup_days}")
     sim = cfg.sim
@@ -105,11 +163,18 @@ def run_demo(
     if progress is not None:
         progress(0.0, f"the twin runs {warmup_days:g} days of history before vigil starts")
     twin.advance_to(agent_start)
+    _write_config(cfg, out_dir / "vigil.yaml")
     store = open_store(cfg, clock=clock)
     try:
         engine, extra = demo_stages(cfg, twin=twin, store=store, clock=clock)
         loop = build_loop(
-            cfg, source=twin.metrics, store=store, clock=clock, engine=engine, extra_stages=extra
+            cfg,
+            source=twin.metrics,
+            store=store,
+            clock=clock,
+            engine=engine,
+            extra_stages=extra,
+            cluster=twin.cluster,
         )
         stage_seconds: dict[str, float] = {}
         ticks = errors = 0

@@ -190,6 +190,17 @@ class ObservationsMixin(StoreBase):
             raise NotFoundError(f"no finding {finding_id} in store {self.path}")
         return _finding(rows[0])
 
+    def latest_finding(self, subject: str, kind: str | None = None) -> Finding | None:
+        """The most recently observed finding about ``subject`` (open or resolved)."""
+        sql = "SELECT * FROM findings WHERE subject = ?"
+        params: tuple[str, ...] = (subject,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            params += (str(kind),)
+        with self._read():
+            rows = self._rows(sql + " ORDER BY observed_at DESC, id DESC LIMIT 1", params)
+        return _finding(rows[0]) if rows else None
+
     def open_findings(self, limit: int = 100) -> list[Finding]:
         with self._read():
             rows = self._rows(
