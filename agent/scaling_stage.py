@@ -304,7 +304,11 @@ class ScalingStage:
                 return None
             desired = int(out)
             if desired < decision.current:  # plan big drops in steps the guardrails allow
-                most = max(1, math.floor(decision.current * self._max_down / 100))
+                most = math.floor(decision.current * self._max_down / 100)
+                if most < 1:
+                    # too few replicas for the blast radius to allow any scale-down: asking
+                    # each tick would only collect refusals; a person decides
+                    return None
                 desired = max(desired, decision.current - most)
             return desired, decision.current, "scale"
         if state.baseline_min is None:

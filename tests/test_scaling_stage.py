@@ -252,3 +252,19 @@ def test_status_and_forecast_show_the_next_peak_and_planned_replicas(
     unknown = CliRunner().invoke(app, ["--config", str(config), "forecast", "kart"])
     assert unknown.exit_code == 1
     assert "no workload 'kart'" in unknown.output and "shop/cart" in unknown.output
+
+
+def test_a_scale_down_the_blast_radius_always_refuses_is_not_asked_for(
+    twin: Twin, store: SqliteStore
+) -> None:
+    # 3 replicas at a 25 % blast radius: not one pod may go, so no decision is recorded
+    group = ScalingGroup(
+        enabled=True,
+        workloads=[_workload("cart", capacity_per_pod=10_000.0, scale_down_stabilisation_s=0.0)],
+    )
+    stage = ScalingStage(
+        group, twin.metrics, twin.cluster, store, interval=60.0, step=30.0,
+        max_step_down_percent=25.0,
+    )  # fmt: skip
+    assert twin.cluster.get_workload(CART).replicas == 3
+    assert not _tick(twin, stage).findings

@@ -201,7 +201,10 @@ def run_demo(
         if notes and notes.exists():
             with notes.open(encoding="utf-8") as lines:
                 sent = sum(1 for _ in lines)
-        score = score_run(twin, baseline, store, start=agent_start, notifications=sent)
+        scaled = [f"{w.namespace}/{w.name}" for w in cfg.scaling.workloads]
+        score = score_run(
+            twin, baseline, store, start=agent_start, notifications=sent, scaled=scaled
+        )
         data = plot_data(twin, agent_start, score) if html else None
     finally:
         store.close()

@@ -11,7 +11,7 @@ import html
 import io
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vigil.core import MUTATING_ACTIONS, ActionStatus, to_timestamp
 
@@ -31,6 +31,26 @@ def _pct_change(new: float, old: float) -> str:
     if old == 0:
         return "n/a"
     return f"{(new - old) / old * 100:+.0f} %"
+
+
+def _predictive_lines(extras: dict[str, Any]) -> list[str]:
+    """Predictive (vigil's forecast-driven floor/replicas + the HPA) vs reactive (the HPA
+    alone, the replay with vigil off) on the services vigil scales."""
+    if not extras.get("scaled"):
+        return []
+    v, o = extras["scaled_vigil"], extras["scaled_off"]
+    return [
+        "",
+        f"Predictive vs reactive scaling ({len(extras['scaled'])} scaled services)"
+        "  predictive  reactive    change",
+        f"  under-provisioned minutes      {v['under_provisioned_minutes']:>12.0f} "
+        f"{o['under_provisioned_minutes']:>9.0f}    "
+        f"{_pct_change(v['under_provisioned_minutes'], o['under_provisioned_minutes'])}",
+        f"  replica-hours                  {v['replica_hours']:>12.0f} "
+        f"{o['replica_hours']:>9.0f}    {_pct_change(v['replica_hours'], o['replica_hours'])}",
+        f"  predictive scaling actions: {extras['predictive_actions']} "
+        f"(refused by guardrails: {extras['predictive_refused']})",
+    ]
 
 
 def render_text(result: DemoResult) -> str:
@@ -65,6 +85,9 @@ def render_text(result: DemoResult) -> str:
         f"{_pct_change(v['unhealthy_minutes'], o['unhealthy_minutes'])}",
         f"  replica-hours                  {v['replica_hours']:>12.0f} "
         f"{o['replica_hours']:>12.0f}    {_pct_change(v['replica_hours'], o['replica_hours'])}",
+    ]
+    lines += _predictive_lines(s.extras)
+    lines += [
         "",
         f"Actions: {len(s.actions)} (people's fixes: {s.people_actions_vigil} with vigil, "
         f"{s.people_actions_off} without)",

@@ -6,6 +6,7 @@ seed and the store the run left behind. Called by ``vigil.agent.demo.run_demo``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -89,11 +90,21 @@ def _totals(summary: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def score_run(
-    twin: Twin, baseline: Twin, store: SqliteStore, *, start: datetime, notifications: int
+    twin: Twin,
+    baseline: Twin,
+    store: SqliteStore,
+    *,
+    start: datetime,
+    notifications: int,
+    scaled: Sequence[str] = (),
 ) -> DemoScore:
-    """Match findings to incidents (``Incident.covers``) and compare with the replay."""
+    """Match findings to incidents (``Incident.covers``) and compare with the replay;
+    ``scaled`` (``namespace/name``) are the workloads vigil scales predictively."""
     end = twin.now
-    findings = store.findings_between(start, end)
+    # scaling decisions are plans, not detections: they are scored with the scaling figures
+    findings = [
+        f for f in store.findings_between(start, end) if not f.subject.startswith("scaling:")
+    ]
     incidents = twin.incidents()
     off = {i.id: i for i in baseline.incidents()}
     matched: set[str] = set()
@@ -139,4 +150,22 @@ def score_run(
         people_actions_vigil=len(twin.people_actions),
         people_actions_off=len(baseline.people_actions),
         notifications=notifications,
+        extras=_predictive(twin, baseline, journal, scaled),
     )
+
+
+def _predictive(
+    twin: Twin, baseline: Twin, journal: Sequence[JournalEntry], scaled: Sequence[str]
+) -> dict[str, Any]:
+    """Predictive (vigil + HPA) vs reactive (HPA alone) on the services vigil scales."""
+    if not scaled:
+        return {}
+    on, off = twin.workload_summary(), baseline.workload_summary()
+    mine = [e for e in journal if e.playbook.startswith("predictive-")]
+    return {
+        "scaled": list(scaled),
+        "scaled_vigil": _totals({k: on[k] for k in scaled if k in on}),
+        "scaled_off": _totals({k: off[k] for k in scaled if k in off}),
+        "predictive_actions": sum(1 for e in mine if e.status is not ActionStatus.REFUSED),
+        "predictive_refused": sum(1 for e in mine if e.status is ActionStatus.REFUSED),
+    }
