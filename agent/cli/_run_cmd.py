@@ -50,12 +50,14 @@ def run(
     from vigil.agent.daemon import DaemonServices, approval_links, build_notify
     from vigil.agent.metrics import Metrics
     from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
-    from vigil.agent.scheduler import Runner
+    from vigil.agent.scheduler import Job, Runner
     from vigil.agent.wiring import (
         build_loop,
+        challenger_engine,
         detection_engine,
         open_store,
         prometheus_source,
+        refit_job,
     )
     from vigil.core import SystemClock, VigilError
 
@@ -88,14 +90,18 @@ def run(
             max_delay=cfg.notify.max_delay,
         )
         engine = build_playbook_engine(cfg, store=store, cluster=cluster, metrics=source)
+        detector, challenger = detection_engine(cfg), challenger_engine(cfg)
         loop = build_loop(
             cfg,
             source=source,
             store=store,
             clock=clock,
-            engine=detection_engine(cfg),
+            engine=detector,
             extra_stages=[PlaybookStage(engine, store, clock), notify],
+            challenger=challenger,
+            refit_in_tick=False,
         )
+        refits = Job("refit", refit_job([detector, challenger], clock), cfg.detection.refit_every)
         services = DaemonServices(
             cfg,
             store,
@@ -130,7 +136,7 @@ def run(
             for err in errors:
                 log.warning("%s", err)
             raise SystemExit(1 if errors else 0)
-        Runner(tick, cfg.agent.interval).run(max_ticks=max_ticks)
+        Runner(tick, cfg.agent.interval, jobs=[refits]).run(max_ticks=max_ticks)
     finally:
         if serve:
             services.stop()
