@@ -23,11 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Recommendation",
+    "SeriesSensitivity",
     "ShadowComparison",
     "anomaly_finding_id",
     "compare_shadow",
     "recommend",
     "sensitivity_from_feedback",
+    "sensitivity_table",
     "settings_fingerprint",
 ]
 
@@ -228,3 +230,26 @@ def sensitivity_from_feedback(
         factor *= fp_factor if FeedbackLabel(label) is FeedbackLabel.FALSE_POSITIVE else tp_factor
     low, high = bounds
     return min(max(factor, low), high)
+
+
+@dataclass(frozen=True)
+class SeriesSensitivity:
+    """A series' sensitivity factor and the labels behind it."""
+
+    series: str
+    factor: float
+    false_positives: int
+    true_positives: int
+
+
+def sensitivity_table(
+    labels: Mapping[str, Sequence[FeedbackLabel]],
+) -> list[SeriesSensitivity]:
+    """The series whose feedback moves their sensitivity off 1.0, least sensitive first."""
+    out = []
+    for series, given in labels.items():
+        factor = sensitivity_from_feedback(given)
+        if factor != 1.0:
+            fps = sum(1 for lab in given if FeedbackLabel(lab) is FeedbackLabel.FALSE_POSITIVE)
+            out.append(SeriesSensitivity(series, factor, fps, len(given) - fps))
+    return sorted(out, key=lambda s: (s.factor, s.series))

@@ -14,6 +14,7 @@ from vigil.agent.cli import (
     _demo_cmd,
     _playbooks_cmd,
     _run_cmd,
+    _shadow_cmd,
 )
 from vigil.agent.cli._state import state
 
@@ -62,3 +63,4 @@ _demo_cmd.register(app)
 _ask_cmd.register(app)
 _playbooks_cmd.register(app)
 _bench_cmd.register(app)
+_shadow_cmd.register(app)

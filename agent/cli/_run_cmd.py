@@ -151,12 +151,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     ticks: Annotated[int, typer.Option("--ticks", min=1, max=200, help="Ticks to show.")] = 5,
 ) -> None:
-    """Show the last ticks, open findings, pending approvals and the outbox depth."""
+    """Show the last ticks, open findings, pending approvals, the outbox depth and the
+    series whose sensitivity feedback has changed."""
     from rich.console import Console
     from rich.table import Table
 
     from vigil.agent.wiring import open_store
-    from vigil.core import ActionStatus, VigilError
+    from vigil.core import ActionStatus, FeedbackLabel, VigilError
+    from vigil.detectors.shadow import sensitivity_table
 
     cfg = state.config()
     try:
@@ -168,6 +170,10 @@ def status(
         findings = store.open_findings(limit=20)
         pending = store.journal_list(statuses=[ActionStatus.PENDING_APPROVAL], limit=20)
         depth = store.outbox_depth()
+        labels: dict[str, list[FeedbackLabel]] = {}
+        for row in store.feedback_since(0):
+            labels.setdefault(row.series, []).append(row.label)
+    tuned = sensitivity_table(labels)
     if as_json:
         data: dict[str, Any] = {
             "ticks": [
@@ -199,6 +205,15 @@ def status(
                 for e in pending
             ],
             "outbox_depth": depth,
+            "sensitivity": [
+                {
+                    "series": tune.series,
+                    "factor": round(tune.factor, 4),
+                    "false_positives": tune.false_positives,
+                    "true_positives": tune.true_positives,
+                }
+                for tune in tuned
+            ],
         }
         typer.echo(json.dumps(data, indent=2))
         return
@@ -226,6 +241,20 @@ def status(
     else:
         console.print("Pending approvals: none.")
     console.print(f"Outbox: {depth} message(s) waiting.")
+    if tuned:
+        stable = Table(title="Sensitivity from feedback", title_justify="left")
+        for col in ("series", "sensitivity", "false +", "true +"):
+            stable.add_column(col)
+        for tune in tuned:
+            stable.add_row(
+                tune.series,
+                f"×{tune.factor:.2f}",
+                str(tune.false_positives),
+                str(tune.true_positives),
+            )
+        console.print(stable)
+    else:
+        console.print("Sensitivity: every series at ×1.00 (no feedback moved it).")
 
 
 def register(app: typer.Typer) -> None:
