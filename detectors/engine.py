@@ -126,11 +126,6 @@ class DetectionEngine:
     def sensitivity(self, series_id: str) -> float:
         return self._sensitivity.get(series_id, 1.0)
 
-    def sensitivities(self) -> dict[str, float]:
-        """Every series' factor that differs from 1.0."""
-        with self._lock:
-            return {sid: f for sid, f in self._sensitivity.items() if f != 1.0}
-
     def make_ensemble(self) -> Ensemble:
         s = self.settings
         return Ensemble(
@@ -427,10 +422,13 @@ class DetectionEngine:
 
     def _refit_due(self, now_ts: float, limit: int | None) -> int:
         done = 0
+        tried: set[int] = set()  # a bank whose swap was refused waits for the next call
         while limit is None or done < limit:
             with self._lock:
                 due = [
-                    b for b in self._banks if now_ts - b.fitted_at >= self.settings.refit_interval
+                    b
+                    for b in self._banks
+                    if now_ts - b.fitted_at >= self.settings.refit_interval and id(b) not in tried
                 ]
                 if not due:
                     break
@@ -444,8 +442,10 @@ class DetectionEngine:
                     self._drop(bank, stale)
                     done += 1
                     continue
-                history, last_time = bank.history(), bank.last_time
+                # A copy: the ring keeps taking columns (and wraps) while this fits.
+                history, last_time = bank.history().copy(), bank.last_time
                 bank.fitted_at = now_ts  # claimed: not chosen again while it fits
+                tried.add(id(bank))
             fresh = self.make_ensemble()
             fresh.fit(history, bank.step)
             with self._lock:
