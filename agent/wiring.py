@@ -140,13 +140,17 @@ def build_loop(
     """The tick as configured: fetch → feedback → detect (when an engine is given) →
     extra stages → shadow (with a ``challenger``) → refit → prune.
 
-    ``refit_in_tick=False`` leaves refits to a ``refit_job`` scheduled beside the tick
-    (``vigil run``); the demo and backtest refit inside their simulated ticks.
+    ``challenger`` defaults to ``challenger_engine(config)`` (``detection.shadow``), so
+    ``vigil demo`` runs shadow mode too; give it when something else needs it (the
+    refit job). ``refit_in_tick=False`` leaves refits to a ``refit_job`` scheduled
+    beside the tick (``vigil run``); the demo and backtest refit inside their ticks.
     """
     from vigil.detectors.shadow import settings_fingerprint
 
     stages: list[Stage] = [fetch_stage(config, source)]
     detecting = engine is not None and config.detection.enabled
+    if challenger is None and detecting:
+        challenger = challenger_engine(config)
     engines = [e for e in (engine, challenger) if e is not None] if detecting else []
     if engine is not None and detecting:
         stages.append(SensitivityStage(store, engines))

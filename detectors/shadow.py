@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from vigil.core import Anomaly, FeedbackLabel, FindingKind, finding_id
@@ -27,6 +27,7 @@ __all__ = [
     "ShadowComparison",
     "anomaly_finding_id",
     "compare_shadow",
+    "merge_incidents",
     "recommend",
     "sensitivity_from_feedback",
     "sensitivity_table",
@@ -57,6 +58,40 @@ def _incidents(run: Sequence[Anomaly]) -> list[Anomaly]:
         if key not in latest or a.end > latest[key].end:
             latest[key] = a
     return list(latest.values())
+
+
+def merge_incidents(
+    run: Sequence[Anomaly], gap: timedelta
+) -> list[tuple[Anomaly, tuple[int, ...]]]:
+    """One anomaly per incident as people see it: runs on one series less than ``gap``
+    apart are one incident (the agent keeps them as one finding for ``resolve_after``).
+
+    Returns each incident (start of its first run, end of its last, highest score and
+    severity, the latest run's value and range) with the indices of the runs in it.
+    """
+    order = sorted(range(len(run)), key=lambda i: (run[i].series, run[i].start, run[i].end))
+    out: list[tuple[Anomaly, tuple[int, ...]]] = []
+    current: Anomaly | None = None
+    members: list[int] = []
+    for i in order:
+        a = run[i]
+        if current is not None and a.series == current.series and a.start - current.end <= gap:
+            latest = a if a.end >= current.end else current
+            current = replace(
+                latest,
+                start=min(current.start, a.start),
+                end=max(current.end, a.end),
+                score=max(current.score, a.score),
+                severity=a.severity if a.severity.at_least(current.severity) else current.severity,
+            )
+            members.append(i)
+            continue
+        if current is not None:
+            out.append((current, tuple(members)))
+        current, members = a, [i]
+    if current is not None:
+        out.append((current, tuple(members)))
+    return out
 
 
 def _overlap(a: Anomaly, b: Anomaly) -> bool:

@@ -296,3 +296,25 @@ def test_a_bad_shadow_setting_names_the_key(tmp_path: Path) -> None:
     challenger = config.detection.challenger_settings()
     assert challenger is not None and challenger.alarm_level == 0.7
     assert challenger.history == N * STEP, "unset fields follow the active configuration"
+
+
+def test_runs_close_together_are_one_incident() -> None:
+    from vigil.core import Anomaly, Severity
+    from vigil.detectors.shadow import merge_incidents
+
+    def run(service: str, start: int, end: int, score: float) -> Anomaly:
+        return Anomaly(
+            metric=METRIC, labels={"service": service}, start=at(start), end=at(end),
+            score=score, severity=Severity.CRITICAL if score > 0.99 else Severity.WARNING,
+            value=0.2, expected_low=0.1, expected_high=0.18, detector="ensemble",
+            detector_version="1",
+        )  # fmt: skip
+
+    runs = [run("x", 0, 2, 0.6), run("x", 12, 14, 0.7), run("x", 4, 6, 0.995), run("y", 1, 3, 0.8)]
+    merged = merge_incidents(runs, timedelta(minutes=15))
+    spans = [(a.labels["service"], a.start, a.end, a.score, str(a.severity), m) for a, m in merged]
+    assert spans == [
+        ("x", at(0), at(6), 0.995, "critical", (0, 2)),  # 10 minutes apart: one incident
+        ("x", at(12), at(14), 0.7, "warning", (1,)),  # 30 minutes later: a new one
+        ("y", at(1), at(3), 0.8, "warning", (3,)),
+    ]

@@ -8,7 +8,7 @@ Reads the store's shadow table and feedback (read-only, while the daemon runs) a
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -78,6 +78,7 @@ def report(
     from vigil.detectors.shadow import (
         anomaly_finding_id,
         compare_shadow,
+        merge_incidents,
         recommend,
         settings_fingerprint,
     )
@@ -107,17 +108,30 @@ def report(
             "detection.shadow (the challenger's settings) and run the agent for a while"
         )
     given = _labels(feedback)
-    finding_of = {(r.anomaly.series, r.anomaly.start): r.finding_id for r in champion}
+    # The champion's incidents are its findings (what people saw and labelled); the
+    # challenger's are its runs less than resolve_after apart, as findings are kept.
+    gap = timedelta(seconds=cfg.detection.resolve_after)
+    by_finding: dict[str, list[Anomaly]] = {}
+    loose: list[Anomaly] = []
+    for r in champion:
+        if r.finding_id is None:
+            loose.append(r.anomaly)
+        else:
+            by_finding.setdefault(r.finding_id, []).append(r.anomaly)
+    ours: list[tuple[Anomaly, str | None]] = [
+        (merge_incidents(runs, timedelta.max)[0][0], fid) for fid, runs in by_finding.items()
+    ]
+    ours += [(a, None) for a, _ in merge_incidents(loose, gap)]
+    theirs = [a for a, _ in merge_incidents([r.anomaly for r in challenger], gap)]
     labels = {
-        anomaly_finding_id(r.anomaly): given[r.finding_id]
-        for r in champion
-        if r.finding_id is not None and r.finding_id in given
+        anomaly_finding_id(a): given[fid] for a, fid in ours if fid is not None and fid in given
     }
-    c = compare_shadow([r.anomaly for r in champion], [r.anomaly for r in challenger], labels)
+    finding_of = {anomaly_finding_id(a): fid for a, fid in ours if fid is not None}
+    c = compare_shadow([a for a, _ in ours], theirs, labels)
     verdict = recommend(c, min_labelled=min_labelled)
     missed = [
         {
-            "finding_id": finding_of.get((a.series, a.start)),
+            "finding_id": finding_of.get(anomaly_finding_id(a)),
             "series": a.series,
             "start": a.start.isoformat(),
             "what": a.summary(),
