@@ -30,7 +30,7 @@ from vigil.core import (
     to_datetime,
     to_timestamp,
 )
-from vigil.detectors.shadow import sensitivity_from_feedback
+from vigil.detectors.shadow import latest_labels, sensitivity_from_feedback
 
 __all__ = [
     "AnomalyEngine",
@@ -286,9 +286,10 @@ class SensitivityStage:
     """Applies people's feedback to the detection engines as per-series sensitivity.
 
     Each tick it reads the feedback given since its last read (``vigil feedback``), and
-    sets each labelled series' factor, ``sensitivity_from_feedback`` of all its labels,
-    on every engine (champion and challenger alike, so shadow comparisons stay fair).
-    Its first run reads every label, so a restarted agent applies them all again.
+    sets each labelled series' factor, ``sensitivity_from_feedback`` of its findings'
+    latest labels, on every engine (champion and challenger alike, so shadow
+    comparisons stay fair). Its first run reads every label, so a restarted agent
+    applies them all again.
     """
 
     name = "feedback"
@@ -297,26 +298,27 @@ class SensitivityStage:
         self._store = store
         self._engines = tuple(engines)
         self._after = 0
-        self._labels: dict[str, list[FeedbackLabel]] = {}
+        self._rows: list[tuple[str, str, FeedbackLabel]] = []
         self.factors: dict[str, float] = {}
 
     def run(self, ctx: TickContext) -> None:
         rows = self._store.feedback_since(self._after)
-        touched: set[str] = set()
-        for row_id, _finding, series, label, _at in rows:
-            self._labels.setdefault(series, []).append(label)
+        if not rows:
+            return
+        for row_id, finding, series, label, _at in rows:
+            self._rows.append((finding, series, label))
             self._after = max(self._after, row_id)
-            touched.add(series)
-        for series in sorted(touched):
-            factor = sensitivity_from_feedback(self._labels[series])
+        labels = latest_labels(self._rows)
+        for series in sorted({series for _, _, series, _, _ in rows}):
+            factor = sensitivity_from_feedback(labels.get(series, []))
             self.factors[series] = factor
             for engine in self._engines:
                 engine.set_sensitivity(series, factor)
             log.info(
-                "sensitivity of %s now ×%.2f from %d feedback label(s)",
+                "sensitivity of %s now ×%.2f from %d labelled finding(s)",
                 series,
                 factor,
-                len(self._labels[series]),
+                len(labels.get(series, [])),
             )
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "ShadowComparison",
     "anomaly_finding_id",
     "compare_shadow",
+    "latest_labels",
     "merge_incidents",
     "recommend",
     "sensitivity_from_feedback",
@@ -265,6 +266,22 @@ def sensitivity_from_feedback(
         factor *= fp_factor if FeedbackLabel(label) is FeedbackLabel.FALSE_POSITIVE else tp_factor
     low, high = bounds
     return min(max(factor, low), high)
+
+
+def latest_labels(
+    rows: Sequence[tuple[str, str, FeedbackLabel]],
+) -> dict[str, list[FeedbackLabel]]:
+    """Series → its findings' labels, from ``(finding_id, series, label)`` rows in the
+    order given: a finding labelled again counts once, with its latest label (people
+    correct themselves)."""
+    per_finding: dict[str, tuple[str, FeedbackLabel]] = {}
+    for finding, series, label in rows:
+        per_finding.pop(finding, None)  # re-insert: a correction moves to the end
+        per_finding[finding] = (series, FeedbackLabel(label))
+    out: dict[str, list[FeedbackLabel]] = {}
+    for series, label in per_finding.values():
+        out.setdefault(series, []).append(label)
+    return out
 
 
 @dataclass(frozen=True)

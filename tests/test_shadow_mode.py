@@ -187,6 +187,14 @@ def test_shadow_mode_end_to_end(tmp_path: Path) -> None:
     assert [m["finding_id"] for m in again["missed_true"]] == [findings["b"].id]
     assert again["recommendation"] == "keep"
     assert "missed 1 of 2 labelled true findings" in again["reason"]
+    # The correction replaces the label in the sensitivity too: b counts as one true.
+    tuned = {t["series"]: t for t in json.loads(cli(path, "status", "--json"))["sensitivity"]}
+    b_tuned = tuned['latency_p99_seconds{namespace="shop",service="b"}']
+    assert (b_tuned["factor"], b_tuned["false_positives"], b_tuned["true_positives"]) == (
+        1.05,
+        0,
+        1,
+    )
 
 
 def test_feedback_lowers_sensitivity_in_the_running_agent_and_after_a_restart(

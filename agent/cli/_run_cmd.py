@@ -157,8 +157,8 @@ def status(
     from rich.table import Table
 
     from vigil.agent.wiring import open_store
-    from vigil.core import ActionStatus, FeedbackLabel, VigilError
-    from vigil.detectors.shadow import sensitivity_table
+    from vigil.core import ActionStatus, VigilError
+    from vigil.detectors.shadow import latest_labels, sensitivity_table
 
     cfg = state.config()
     try:
@@ -170,10 +170,8 @@ def status(
         findings = store.open_findings(limit=20)
         pending = store.journal_list(statuses=[ActionStatus.PENDING_APPROVAL], limit=20)
         depth = store.outbox_depth()
-        labels: dict[str, list[FeedbackLabel]] = {}
-        for row in store.feedback_since(0):
-            labels.setdefault(row.series, []).append(row.label)
-    tuned = sensitivity_table(labels)
+        feedback = [(r.finding_id, r.series, r.label) for r in store.feedback_since(0)]
+    tuned = sensitivity_table(latest_labels(feedback))
     if as_json:
         data: dict[str, Any] = {
             "ticks": [
