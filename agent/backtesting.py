@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
+from vigil.agent.stages import RefitStage
 from vigil.agent.wiring import detect_stage, fetch_stage
 from vigil.core import Cluster, ManualClock, MetricSource
 
@@ -47,9 +48,11 @@ def run_backtest(
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as tmp:
         store = SqliteStore.open(Path(tmp) / "backtest.db", clock=clock)
         try:
+            engine = DetectionEngine(config.detection)
             stages: list[Stage] = [
                 fetch_stage(config, source),
-                detect_stage(config, DetectionEngine(config.detection), store),
+                detect_stage(config, engine, store),
+                RefitStage([engine], limit=config.detection.max_refits_per_tick),
             ]
             loop = Loop(store, clock, stages)
             total = (end - start) / step

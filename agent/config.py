@@ -22,6 +22,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from vigil.actions.kubernetes.settings import KubernetesSettings
@@ -159,6 +160,50 @@ class DetectionSettings(DetectorSettings):
         description="Seconds without an anomaly on a series before its finding is resolved; "
         "15 min rides out gaps between ticks without keeping stale incidents open.",
     )
+    refit_every: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds between runs of `vigil run`'s refit job, which refits every "
+        "bank last fitted more than refit_interval ago, off the tick (the tick only scores). "
+        "30 min: a bank is refitted 6 to 6.5 h after its last fit. `vigil demo` and "
+        "`vigil backtest` refit inside their simulated ticks instead (max_refits_per_tick).",
+    )
+    shadow: dict[str, Any] | None = Field(
+        None,
+        description="Challenger run in shadow mode: detection model settings (alarm_level, "
+        "persistence_k, min_points, …) that differ from the active ones, the rest taken "
+        "from them. A second engine scores the same series each tick; its anomalies are "
+        "stored, never acted on; compare with `vigil shadow report`. null: no shadow.",
+    )
+
+    def model_settings(self) -> DetectorSettings:
+        """The active (champion) detection model settings, without the agent's fields."""
+        return DetectorSettings.model_validate(
+            self.model_dump(include=set(DetectorSettings.model_fields))
+        )
+
+    def challenger_settings(self) -> DetectorSettings | None:
+        """The shadow (challenger) model settings: the active ones with ``shadow`` applied."""
+        if self.shadow is None:
+            return None
+        return DetectorSettings.model_validate(
+            {**self.model_settings().model_dump(), **self.shadow}
+        )
+
+    @model_validator(mode="after")
+    def _shadow_valid(self) -> DetectionSettings:
+        try:
+            self.challenger_settings()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"shadow.{'.'.join(str(p) for p in e['loc']) or '(settings)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ValueError(
+                f"{problems} (shadow takes detection model settings such as alarm_level, "
+                "persistence_k, persistence_n, min_points)"
+            ) from None
+        return self
 
 
 class LoggingSettings(_Group):

@@ -1,7 +1,8 @@
 """Runs ``Loop.tick`` on a schedule with APScheduler 3.x until SIGTERM/SIGINT.
 
 One tick at a time (``max_instances=1``), missed runs coalesced into one, and a stop
-request lets the running tick finish before the process exits. Called by ``vigil run``.
+request lets the running tick finish before the process exits. Called by ``vigil run``,
+which also schedules background ``Job``s beside the tick (the detection refit job).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-__all__ = ["Runner", "scheduler_job_defaults"]
+__all__ = ["Job", "Runner", "scheduler_job_defaults"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,20 @@ log = logging.getLogger(__name__)
 def scheduler_job_defaults(interval: float) -> dict[str, Any]:
     """No overlap, coalesce missed runs, and a late run is still run within one interval."""
     return {"coalesce": True, "max_instances": 1, "misfire_grace_time": max(1, int(interval))}
+
+
+@dataclass(frozen=True)
+class Job:
+    """Work scheduled beside the tick every ``interval`` seconds, first after one interval;
+    one run at a time, missed runs coalesced."""
+
+    name: str
+    run: Callable[[], object]
+    interval: float
+
+    def __post_init__(self) -> None:
+        if self.interval <= 0:
+            raise ValueError(f"job {self.name}: interval must be > 0 seconds, got {self.interval}")
 
 
 class Runner:
@@ -33,9 +49,14 @@ class Runner:
         interval: float,
         *,
         on_tick_error: Callable[[BaseException], None] | None = None,
+        jobs: Sequence[Job] = (),
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
+        names = [j.name for j in jobs]
+        if "tick" in names or len(set(names)) != len(names):
+            raise ValueError(f"job names must be unique and not 'tick', got {names}")
+        self._jobs = tuple(jobs)
         self._tick = tick
         self._interval = interval
         self._stop = threading.Event()
@@ -51,6 +72,16 @@ class Runner:
                 self._on_error(exc)
         finally:
             self.ticks += 1
+
+    @staticmethod
+    def _background(job: Job) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job.run()
+            except Exception:  # a job's own boundary: the next run tries again
+                log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval)
+
+        return run
 
     def stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None:
@@ -76,6 +107,14 @@ class Runner:
             id="tick",
             next_run_time=datetime.now(UTC),
         )
+        for job in self._jobs:
+            scheduler.add_job(
+                self._background(job),
+                IntervalTrigger(seconds=job.interval, timezone=UTC),
+                id=job.name,
+                next_run_time=datetime.now(UTC) + timedelta(seconds=job.interval),
+                **scheduler_job_defaults(job.interval),
+            )
         scheduler.start()
         try:
             while not self._stop.wait(0.2):

@@ -1,4 +1,4 @@
-"""The tick's stages as the agent wires them: fetch, detect, record findings.
+"""The tick's stages as the agent wires them: fetch, feedback, detect, shadow, refit, prune.
 
 Each stage is small and takes its collaborators through ports (``MetricSource``,
 ``Store``) or a structural protocol (the detection engine), so ``vigil run`` (Prometheus)
@@ -16,6 +16,8 @@ from vigil.agent.loop import TickContext
 from vigil.agent.series_cache import SeriesCache
 from vigil.core import (
     Anomaly,
+    Clock,
+    FeedbackLabel,
     Finding,
     FindingKind,
     FindingStore,
@@ -28,12 +30,17 @@ from vigil.core import (
     to_datetime,
     to_timestamp,
 )
+from vigil.detectors.shadow import latest_labels, sensitivity_from_feedback
 
 __all__ = [
     "AnomalyEngine",
     "DetectStage",
     "FetchStage",
     "PruneStage",
+    "RefitJob",
+    "RefitStage",
+    "SensitivityStage",
+    "ShadowStage",
     "target_from_labels",
 ]
 
@@ -52,10 +59,42 @@ class DetectionReport(Protocol):
     def warming_up(self) -> Mapping[str, tuple[int, int]]: ...
 
 
-class AnomalyEngine(Protocol):
-    """What the agent needs of ``vigil.detectors``: score the latest series each tick."""
+class Scorer(Protocol):
+    """What the detect and shadow stages need: score the latest series each tick."""
 
-    def observe(self, series: Sequence[Series], now: datetime) -> DetectionReport: ...
+    def observe(
+        self, series: Sequence[Series], now: datetime, *, refit: bool = True
+    ) -> DetectionReport: ...
+
+
+class RefittingEngine(Protocol):
+    def refit(self, now: datetime, *, limit: int | None = None) -> int: ...
+
+
+class TunableEngine(Protocol):
+    def set_sensitivity(self, series_id: str, factor: float) -> None: ...
+
+
+class AnomalyEngine(Scorer, RefittingEngine, TunableEngine, Protocol):
+    """What the agent needs of ``vigil.detectors.engine.DetectionEngine``: score each
+    tick, refit on a schedule, take per-series sensitivity from feedback."""
+
+
+class FeedbackLog(Protocol):
+    def feedback_since(
+        self, after_id: int = 0
+    ) -> Sequence[tuple[int, str, str, FeedbackLabel, datetime]]: ...
+
+
+class ShadowLog(Protocol):
+    def record_shadow(
+        self,
+        role: str,
+        config: str,
+        anomalies: Sequence[tuple[Anomaly, str | None]],
+        *,
+        at: datetime,
+    ) -> None: ...
 
 
 class FetchStage:
@@ -151,7 +190,7 @@ class DetectStage:
 
     def __init__(
         self,
-        engine: AnomalyEngine,
+        engine: Scorer,
         store: FindingStore,
         *,
         min_severity: Severity,
@@ -177,7 +216,8 @@ class DetectStage:
     def run(self, ctx: TickContext) -> None:
         open_ = self._load_open()
         if ctx.series:
-            report = self._engine.observe(ctx.series, ctx.now)
+            # Refits are the refit job's (or stage's), never the detect stage's.
+            report = self._engine.observe(ctx.series, ctx.now, refit=False)
             ctx.warming_up.update(report.warming_up)
             for anomaly in report.anomalies:
                 ctx.anomalies.append(anomaly)
@@ -240,3 +280,120 @@ class PruneStage:
         self.pruned = dict(self._store.prune(ctx.now - self._retention))
         if any(self.pruned.values()):
             log.info("pruned rows older than %s: %s", self._retention, self.pruned)
+
+
+class SensitivityStage:
+    """Applies people's feedback to the detection engines as per-series sensitivity.
+
+    Each tick it reads the feedback given since its last read (``vigil feedback``), and
+    sets each labelled series' factor, ``sensitivity_from_feedback`` of its findings'
+    latest labels, on every engine (champion and challenger alike, so shadow
+    comparisons stay fair). Its first run reads every label, so a restarted agent
+    applies them all again.
+    """
+
+    name = "feedback"
+
+    def __init__(self, store: FeedbackLog, engines: Sequence[TunableEngine]) -> None:
+        self._store = store
+        self._engines = tuple(engines)
+        self._after = 0
+        self._rows: list[tuple[str, str, FeedbackLabel]] = []
+        self.factors: dict[str, float] = {}
+
+    def run(self, ctx: TickContext) -> None:
+        rows = self._store.feedback_since(self._after)
+        if not rows:
+            return
+        for row_id, finding, series, label, _at in rows:
+            self._rows.append((finding, series, label))
+            self._after = max(self._after, row_id)
+        labels = latest_labels(self._rows)
+        for series in sorted({series for _, _, series, _, _ in rows}):
+            factor = sensitivity_from_feedback(labels.get(series, []))
+            self.factors[series] = factor
+            for engine in self._engines:
+                engine.set_sensitivity(series, factor)
+            log.info(
+                "sensitivity of %s now ×%.2f from %d labelled finding(s)",
+                series,
+                factor,
+                len(labels.get(series, [])),
+            )
+
+
+class ShadowStage:
+    """Runs the challenger engine on the tick's series and stores both runs' anomalies.
+
+    Nothing here opens a finding or plans an action: the challenger's anomalies only go
+    to the store's shadow table, beside the champion's (from the detect stage, with the
+    id of the finding each opened, which is what feedback labels). Both are filtered at
+    ``min_severity``, as findings are. ``vigil shadow report`` compares them.
+    """
+
+    name = "shadow"
+
+    def __init__(
+        self,
+        challenger: Scorer,
+        store: ShadowLog,
+        *,
+        champion_config: str,
+        challenger_config: str,
+        min_severity: Severity,
+    ) -> None:
+        self._engine = challenger
+        self._store = store
+        self._configs = {"champion": champion_config, "challenger": challenger_config}
+        self._min = Severity(min_severity)
+
+    def run(self, ctx: TickContext) -> None:
+        if not ctx.series:
+            return
+        report = self._engine.observe(ctx.series, ctx.now, refit=False)
+        opened = {f.subject: f.id for f in ctx.findings if f.kind is FindingKind.ANOMALY}
+        champion = [
+            (a, opened.get(a.series)) for a in ctx.anomalies if a.severity.at_least(self._min)
+        ]
+        challenger: list[tuple[Anomaly, str | None]] = [
+            (a, None) for a in report.anomalies if a.severity.at_least(self._min)
+        ]
+        for role, found in (("champion", champion), ("challenger", challenger)):
+            self._store.record_shadow(role, self._configs[role], found, at=ctx.now)
+        ctx.extras["shadow_anomalies"] = len(challenger)
+
+
+class RefitStage:
+    """Refits due banks inside the tick: for ``vigil demo`` and ``vigil backtest``, whose
+    clock is simulated (no second thread runs jobs). ``vigil run`` uses ``RefitJob``."""
+
+    name = "refit"
+
+    def __init__(self, engines: Sequence[RefittingEngine], *, limit: int | None) -> None:
+        self._engines = tuple(engines)
+        self._limit = limit
+
+    def run(self, ctx: TickContext) -> None:
+        for engine in self._engines:
+            engine.refit(ctx.now, limit=self._limit)
+
+
+class RefitJob:
+    """``vigil run``'s refit job, scheduled beside the tick every ``detection.refit_every``:
+    refits every due bank of every engine. The engine fits outside its lock and swaps
+    the new model in, so a tick running meanwhile is not held up."""
+
+    name = "refit"
+
+    def __init__(self, engines: Sequence[RefittingEngine], clock: Clock) -> None:
+        self._engines = tuple(engines)
+        self._clock = clock
+        self.runs = 0
+
+    def __call__(self) -> int:
+        now = self._clock.now()
+        done = sum(engine.refit(now) for engine in self._engines)
+        self.runs += 1
+        if done:
+            log.info("refit job: %d bank(s) refitted", done)
+        return done

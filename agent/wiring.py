@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vigil.agent.loop import Loop, Stage
-from vigil.agent.stages import AnomalyEngine, DetectStage, FetchStage, PruneStage
+from vigil.agent.stages import (
+    AnomalyEngine,
+    DetectStage,
+    FetchStage,
+    PruneStage,
+    RefitJob,
+    RefitStage,
+    SensitivityStage,
+    ShadowStage,
+)
 from vigil.core import Clock, Cluster, FindingStore, MetricSource, Severity
 
 if TYPE_CHECKING:
@@ -20,25 +29,43 @@ if TYPE_CHECKING:
     from vigil.agent.prometheus import PrometheusSource
     from vigil.agent.scaling_stage import ScalingStage, ScalingStore
     from vigil.agent.store import SqliteStore
+    from vigil.detectors.engine import DetectionEngine
 
 __all__ = [
     "build_loop",
+    "challenger_engine",
     "detect_stage",
     "detection_engine",
     "fetch_stage",
     "open_store",
     "prometheus_source",
+    "refit_job",
     "scaling_stage",
 ]
 
 
-def detection_engine(config: Config) -> AnomalyEngine | None:
+def detection_engine(config: Config) -> DetectionEngine | None:
     """The detection engine for the ``detection`` group, or ``None`` when disabled."""
     if not config.detection.enabled:
         return None
     from vigil.detectors.engine import DetectionEngine
 
     return DetectionEngine(config.detection)
+
+
+def challenger_engine(config: Config) -> DetectionEngine | None:
+    """The shadow-mode engine for ``detection.shadow``, or ``None`` when none is set."""
+    settings = config.detection.challenger_settings()
+    if not config.detection.enabled or settings is None:
+        return None
+    from vigil.detectors.engine import DetectionEngine
+
+    return DetectionEngine(settings)
+
+
+def refit_job(engines: Sequence[AnomalyEngine | None], clock: Clock) -> RefitJob:
+    """``vigil run``'s refit job over the given engines (``None`` entries skipped)."""
+    return RefitJob([e for e in engines if e is not None], clock)
 
 
 def open_store(
@@ -131,16 +158,48 @@ def build_loop(
     clock: Clock,
     engine: AnomalyEngine | None = None,
     extra_stages: Sequence[Stage] = (),
+    challenger: AnomalyEngine | None = None,
+    refit_in_tick: bool = True,
     cluster: Cluster | None = None,
 ) -> Loop:
-    """The tick as configured: fetch → detect (when an engine is given) → scaling (when
-    enabled with workloads) → extra stages (playbooks, notify)."""
+    """The tick as configured: fetch → feedback → detect (when an engine is given) →
+    scaling (when enabled with workloads) → extra stages (playbooks, notify) → shadow
+    (with a ``challenger``) → refit → prune.
+
+    ``challenger`` defaults to ``challenger_engine(config)`` (``detection.shadow``), so
+    ``vigil demo`` runs shadow mode too; give it when something else needs it (the
+    refit job). ``refit_in_tick=False`` leaves refits to a ``refit_job`` scheduled
+    beside the tick (``vigil run``); the demo and backtest refit inside their ticks.
+    ``cluster`` lets the scaling stage read workloads and HPAs (without it, it only
+    stores forecasts).
+    """
+    from vigil.detectors.shadow import settings_fingerprint
+
     stages: list[Stage] = [fetch_stage(config, source)]
-    if engine is not None and config.detection.enabled:
+    detecting = engine is not None and config.detection.enabled
+    if challenger is None and detecting:
+        challenger = challenger_engine(config)
+    engines = [e for e in (engine, challenger) if e is not None] if detecting else []
+    if engine is not None and detecting:
+        stages.append(SensitivityStage(store, engines))
         stages.append(detect_stage(config, engine, store))
     scaling = scaling_stage(config, source, cluster, store)
     if scaling is not None:
         stages.append(scaling)
     stages.extend(extra_stages)
+    if challenger is not None and detecting:
+        stages.append(
+            ShadowStage(
+                challenger,
+                store,
+                champion_config=settings_fingerprint(config.detection.model_settings()),
+                challenger_config=settings_fingerprint(
+                    config.detection.challenger_settings() or config.detection.model_settings()
+                ),
+                min_severity=Severity(config.detection.min_severity),
+            )
+        )
+    if refit_in_tick and engines:
+        stages.append(RefitStage(engines, limit=config.detection.max_refits_per_tick))
     stages.append(PruneStage(store, retention=config.store.retention_days * 86_400.0))
     return Loop(store, clock, stages)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,7 +86,13 @@ class _Meta:
 
 
 class DetectionEngine:
-    """Keeps fitted banks between ticks; ``observe`` once per tick."""
+    """Keeps fitted banks between ticks; ``observe`` once per tick.
+
+    Thread-safe for the agent's pattern: the tick calls ``observe(..., refit=False)``
+    while a separate job calls ``refit(now)``. A refit fits a copy of a bank's history
+    without holding the engine's lock and swaps the new model in under it, so a tick
+    never waits for a fit.
+    """
 
     def __init__(self, settings: DetectionSettings | None = None) -> None:
         self.settings = settings or DetectionSettings()
@@ -98,6 +105,9 @@ class DetectionEngine:
         self._rules = [
             SloRule(r.metric, r.kind, r.limit, dict(r.labels)) for r in self.settings.slo_rules
         ]
+        # Reentrant: observe(refit=True) refits while it holds the lock.
+        self._lock = threading.RLock()
+        self._refitting = threading.Lock()
 
     # ------------------------------------------------------------------ feedback
     def set_sensitivity(self, series_id: str, factor: float) -> None:
@@ -106,11 +116,12 @@ class DetectionEngine:
             raise ValueError(
                 f"sensitivity for {series_id} must be a finite number > 0, got {factor}"
             )
-        self._sensitivity[series_id] = float(factor)
-        where = self._where.get(series_id)
-        if where is not None:
-            bank, row = where
-            bank.ensemble.set_sensitivity([row], factor)
+        with self._lock:
+            self._sensitivity[series_id] = float(factor)
+            where = self._where.get(series_id)
+            if where is not None:
+                bank, row = where
+                bank.ensemble.set_sensitivity([row], factor)
 
     def sensitivity(self, series_id: str) -> float:
         return self._sensitivity.get(series_id, 1.0)
@@ -129,9 +140,13 @@ class DetectionEngine:
     ) -> DetectionReport:
         """Score the new points of ``series``; fit new series; refit due banks.
 
-        With ``refit=False`` due refits wait for ``refit(now)``, which the agent can run
+        With ``refit=False`` due refits wait for ``refit(now)``, which the agent runs
         as its own job so ticks stay short (a bank of 500 series refits in ~2.5 s).
         """
+        with self._lock:
+            return self._observe(series, now, refit=refit)
+
+    def _observe(self, series: Sequence[Series], now: datetime, *, refit: bool) -> DetectionReport:
         now_ts = to_timestamp(now)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -174,7 +189,7 @@ class DetectionEngine:
         started = time.perf_counter()
         self._graduate(now_ts)
         if refit:
-            self._refit_due(now_ts)
+            self._refit_due(now_ts, self.settings.max_refits_per_tick)
         timings["fit"] = time.perf_counter() - started
         return DetectionReport(
             at=now,
@@ -394,24 +409,64 @@ class DetectionEngine:
                 for row, sid in enumerate(chunk):
                     self._where[sid] = (bank, row)
 
-    def refit(self, now: datetime) -> int:
-        """Refit the banks that are due (at most ``max_refits_per_tick``); returns how many."""
-        return self._refit_due(to_timestamp(now))
+    def refit(self, now: datetime, *, limit: int | None = None) -> int:
+        """Refit the banks due at ``now`` (oldest fit first), at most ``limit`` of them
+        (every due bank when ``None``); returns how many were refitted or dropped.
 
-    def _refit_due(self, now_ts: float) -> int:
-        due = [b for b in self._banks if now_ts - b.fitted_at >= self.settings.refit_interval]
-        chosen = sorted(due, key=lambda b: b.fitted_at)[: self.settings.max_refits_per_tick]
-        for bank in chosen:
-            stale = [
-                sid
-                for sid in bank.ids
-                if now_ts - self._last_seen.get(sid, -math.inf) > self.settings.stale_after
-            ]
-            if stale:
-                self._drop(bank, stale)
-                continue
-            bank.fit(now_ts, np.array([self.sensitivity(s) for s in bank.ids]))
-        return len(chosen)
+        Safe to call from another thread than ``observe``: each bank is fitted on a copy
+        of its history outside the lock, brought up to date with the points the ticks
+        added meanwhile, and swapped in under the lock.
+        """
+        with self._refitting:
+            return self._refit_due(to_timestamp(now), limit)
+
+    def _refit_due(self, now_ts: float, limit: int | None) -> int:
+        done = 0
+        tried: set[int] = set()  # a bank whose swap was refused waits for the next call
+        while limit is None or done < limit:
+            with self._lock:
+                due = [
+                    b
+                    for b in self._banks
+                    if now_ts - b.fitted_at >= self.settings.refit_interval and id(b) not in tried
+                ]
+                if not due:
+                    break
+                bank = min(due, key=lambda b: b.fitted_at)
+                stale = [
+                    sid
+                    for sid in bank.ids
+                    if now_ts - self._last_seen.get(sid, -math.inf) > self.settings.stale_after
+                ]
+                if stale:
+                    self._drop(bank, stale)
+                    done += 1
+                    continue
+                # A copy: the ring keeps taking columns (and wraps) while this fits.
+                history, last_time = bank.history().copy(), bank.last_time
+                bank.fitted_at = now_ts  # claimed: not chosen again while it fits
+                tried.add(id(bank))
+            fresh = self.make_ensemble()
+            fresh.fit(history, bank.step)
+            with self._lock:
+                self._swap(bank, fresh, last_time)
+            done += 1
+        return done
+
+    def _swap(self, bank: Bank, fresh: Ensemble, fitted_until: float) -> None:
+        """Install ``fresh`` (fitted up to ``fitted_until``) as ``bank``'s model, after
+        feeding it the columns the bank took since; the k-of-n window carries over."""
+        if bank not in self._banks:
+            return  # dropped while it was fitting
+        behind = round((bank.last_time - fitted_until) / bank.step)
+        if behind >= bank.filled:
+            bank.fitted_at = -math.inf  # a gap longer than the history: fit again
+            return
+        if behind > 0:
+            fresh.update(bank.history()[:, -behind:])
+        fresh.sensitivity = np.array([self.sensitivity(s) for s in bank.ids])
+        fresh.carry_persistence(bank.ensemble)
+        bank.ensemble = fresh
 
     def _drop(self, bank: Bank, stale: list[str]) -> None:
         """Forget stale series; the rest of the bank moves back to the nursery and refits."""

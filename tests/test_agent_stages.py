@@ -44,7 +44,7 @@ class ScriptedEngine:
     def __init__(self, flagged_at: set[datetime]) -> None:
         self.flagged_at = flagged_at
 
-    def observe(self, series: Sequence[Series], now: datetime) -> Report:
+    def observe(self, series: Sequence[Series], now: datetime, *, refit: bool = True) -> Report:
         if now not in self.flagged_at:
             return Report([])
         anomaly = Anomaly(

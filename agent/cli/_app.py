@@ -15,6 +15,7 @@ from vigil.agent.cli import (
     _forecast_cmd,
     _playbooks_cmd,
     _run_cmd,
+    _shadow_cmd,
 )
 from vigil.agent.cli._state import state
 
@@ -64,3 +65,4 @@ _ask_cmd.register(app)
 _playbooks_cmd.register(app)
 _bench_cmd.register(app)
 _forecast_cmd.register(app)
+_shadow_cmd.register(app)

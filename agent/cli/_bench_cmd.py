@@ -97,7 +97,7 @@ def feedback(
     ] = False,
 ) -> None:
     """Label a finding; the series' sensitivity adapts from its labels (shown here and
-    applied by the agent at its next start)."""
+    applied by the running agent at its next tick)."""
     from vigil.agent.wiring import open_store
     from vigil.core import FeedbackLabel, VigilError
     from vigil.detectors.shadow import sensitivity_from_feedback

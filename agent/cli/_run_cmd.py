@@ -50,12 +50,14 @@ def run(
     from vigil.agent.daemon import DaemonServices, approval_links, build_notify
     from vigil.agent.metrics import Metrics
     from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
-    from vigil.agent.scheduler import Runner
+    from vigil.agent.scheduler import Job, Runner
     from vigil.agent.wiring import (
         build_loop,
+        challenger_engine,
         detection_engine,
         open_store,
         prometheus_source,
+        refit_job,
     )
     from vigil.core import SystemClock, VigilError
 
@@ -88,15 +90,19 @@ def run(
             max_delay=cfg.notify.max_delay,
         )
         engine = build_playbook_engine(cfg, store=store, cluster=cluster, metrics=source)
+        detector, challenger = detection_engine(cfg), challenger_engine(cfg)
         loop = build_loop(
             cfg,
             source=source,
             store=store,
             clock=clock,
-            engine=detection_engine(cfg),
+            engine=detector,
             extra_stages=[PlaybookStage(engine, store, clock), notify],
             cluster=cluster,
+            challenger=challenger,
+            refit_in_tick=False,
         )
+        refits = Job("refit", refit_job([detector, challenger], clock), cfg.detection.refit_every)
         services = DaemonServices(
             cfg,
             store,
@@ -131,7 +137,7 @@ def run(
             for err in errors:
                 log.warning("%s", err)
             raise SystemExit(1 if errors else 0)
-        Runner(tick, cfg.agent.interval).run(max_ticks=max_ticks)
+        Runner(tick, cfg.agent.interval, jobs=[refits]).run(max_ticks=max_ticks)
     finally:
         if serve:
             services.stop()
@@ -146,13 +152,15 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     ticks: Annotated[int, typer.Option("--ticks", min=1, max=200, help="Ticks to show.")] = 5,
 ) -> None:
-    """Show the last ticks, open findings, pending approvals and the outbox depth."""
+    """Show the last ticks, open findings, pending approvals, the outbox depth and the
+    series whose sensitivity feedback has changed."""
     from rich.console import Console
     from rich.table import Table
 
     from vigil.agent.scaling_stage import scaling_overview
     from vigil.agent.wiring import open_store
     from vigil.core import ActionStatus, VigilError
+    from vigil.detectors.shadow import latest_labels, sensitivity_table
 
     cfg = state.config()
     try:
@@ -165,6 +173,8 @@ def status(
         pending = store.journal_list(statuses=[ActionStatus.PENDING_APPROVAL], limit=20)
         depth = store.outbox_depth()
         scaled = scaling_overview(cfg.scaling, store) if cfg.scaling.workloads else []
+        feedback = [(r.finding_id, r.series, r.label) for r in store.feedback_since(0)]
+    tuned = sensitivity_table(latest_labels(feedback))
     if as_json:
         data: dict[str, Any] = {
             "ticks": [
@@ -197,6 +207,15 @@ def status(
             ],
             "outbox_depth": depth,
             "scaling": [o.as_dict() for o in scaled],
+            "sensitivity": [
+                {
+                    "series": tune.series,
+                    "factor": round(tune.factor, 4),
+                    "false_positives": tune.false_positives,
+                    "true_positives": tune.true_positives,
+                }
+                for tune in tuned
+            ],
         }
         typer.echo(json.dumps(data, indent=2))
         return
@@ -244,6 +263,20 @@ def status(
                 last,
             )
         console.print(stable)
+    if tuned:
+        stable = Table(title="Sensitivity from feedback", title_justify="left")
+        for col in ("series", "sensitivity", "false +", "true +"):
+            stable.add_column(col)
+        for tune in tuned:
+            stable.add_row(
+                tune.series,
+                f"×{tune.factor:.2f}",
+                str(tune.false_positives),
+                str(tune.true_positives),
+            )
+        console.print(stable)
+    else:
+        console.print("Sensitivity: every series at ×1.00 (no feedback moved it).")
 
 
 def register(app: typer.Typer) -> None:

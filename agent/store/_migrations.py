@@ -206,7 +206,46 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
     db.table("feedback").create_index(["series", "at"])
 
 
-MIGRATIONS: list[Migration] = [_initial_schema]
+def _shadow_anomalies(db: sqlite_utils.Database) -> None:
+    """Version 2: the anomalies of the active detector configuration (champion) and of
+    the candidate run in shadow beside it (challenger), one row per incident, for
+    ``vigil shadow report``."""
+    db.table("shadow_anomalies").create(
+        {
+            "id": int,
+            "role": str,  # champion | challenger
+            "config": str,  # fingerprint of the detector settings that produced it
+            "detector": str,
+            "detector_version": str,
+            "series": str,
+            "started_at": str,
+            "ended_at": str,
+            "score": float,
+            "severity": str,
+            "finding_id": str,  # the champion's finding, when it opened one
+            "anomaly": str,  # JSON, as in findings.anomaly
+            "seen_at": str,  # the tick that last reported it
+        },
+        pk="id",
+        not_null={
+            "role",
+            "config",
+            "detector",
+            "detector_version",
+            "series",
+            "started_at",
+            "ended_at",
+            "seen_at",
+        },
+    )
+    table = db.table("shadow_anomalies")
+    # An incident re-reported on later ticks updates its row (same run, series and start).
+    table.create_index(["role", "config", "series", "started_at"], unique=True)
+    table.create_index(["seen_at"])
+    db.table("feedback").create_index(["finding_id"])
+
+
+MIGRATIONS: list[Migration] = [_initial_schema, _shadow_anomalies]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -19,6 +19,7 @@ from vigil.agent.store._journal import JournalMixin
 from vigil.agent.store._migrations import SCHEMA_VERSION, schema_version
 from vigil.agent.store._observations import ObservationsMixin
 from vigil.agent.store._outbox import OutboxMixin
+from vigil.agent.store._shadow import ShadowMixin
 from vigil.core.actions import ActionStatus
 from vigil.core.errors import QueryError
 
@@ -35,6 +36,7 @@ TABLES = (
     "verifications",
     "notifications",
     "feedback",
+    "shadow_anomalies",
 )
 
 _FINAL = json.dumps([s.value for s in ActionStatus if s.final])
@@ -56,6 +58,7 @@ _PRUNE = (
         "WHERE status IN (SELECT value FROM json_each(:unfinished)))",
     ),
     ("forecasts", "DELETE FROM forecasts WHERE made_at < :cutoff"),
+    ("shadow_anomalies", "DELETE FROM shadow_anomalies WHERE seen_at < :cutoff"),
     (
         "verifications",
         "DELETE FROM verifications WHERE action_id IN (SELECT id FROM actions "
@@ -76,7 +79,7 @@ _PRUNE = (
 )
 
 
-class SqliteStore(ObservationsMixin, JournalMixin, OutboxMixin):
+class SqliteStore(ObservationsMixin, JournalMixin, OutboxMixin, ShadowMixin):
     """Everything the agent keeps, in one SQLite file in WAL mode.
 
     ``SqliteStore.open(path)`` creates the file (and its parent directories) and

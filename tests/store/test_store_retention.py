@@ -40,6 +40,9 @@ def test_prune_by_age_with_protections(store: SqliteStore, values) -> None:
 
     store.record_forecast(values.forecast(old))
     store.record_forecast(values.forecast(new))
+    # shadow-mode incidents: by when a tick last reported them
+    store.record_shadow("challenger", "cfg", [(gone.anomaly, None)], at=old)
+    store.record_shadow("champion", "cfg", [(recent.anomaly, recent.id)], at=new)
 
     # actions: final old rows go (with their verifications); pending approval,
     # approved and running rows stay however old; recent final rows stay.
@@ -71,6 +74,7 @@ def test_prune_by_age_with_protections(store: SqliteStore, values) -> None:
         "verifications": 1,
         "actions": 2,
         "notifications": 2,
+        "shadow_anomalies": 1,
     }
     assert {f.id for f in store.open_findings()} == {still_open.id}
     assert {f.id for f in store.findings_between(old, new)} == {
