@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vigil.core import RetryableError
 from vigil.nlq.answer import Answer
 from vigil.nlq.context import Ctx, fmt, sql_time, when
 from vigil.nlq.timeparse import Horizon, default_range
@@ -336,18 +337,24 @@ def _pod_evidence(ctx: Ctx) -> list[str]:
 
     rng = e.time_range or default_range("last_24h", ctx.now)
     restarts: dict[str | None, float] = {}
-    if ctx.metrics is not None:
-        labels = {m.namespace_label: e.namespace, m.pod_label: e.pod}
-        restarts = {
-            s.labels.get(m.pod_label): s.value
-            for s in ctx.prom(
-                f"sum by ({m.namespace_label}, {m.pod_label}) "
-                f"(increase({promql.selector(m.restarts, labels)}[{promql.window(rng.seconds)}]))",
-                at=rng.end,
-            )
-        }
+    try:
+        if ctx.metrics is not None:
+            labels = {m.namespace_label: e.namespace, m.pod_label: e.pod}
+            window = promql.window(rng.seconds)
+            restarts = {
+                s.labels.get(m.pod_label): s.value
+                for s in ctx.prom(
+                    f"sum by ({m.namespace_label}, {m.pod_label}) "
+                    f"(increase({promql.selector(m.restarts, labels)}[{window}]))",
+                    at=rng.end,
+                )
+            }
+        states = pod_states(ctx)
+    except RetryableError as exc:
+        # the store's records still answer; say plainly what could not be added
+        return [f"Pod state not shown: {exc}."]
     out = []
-    for s in pod_states(ctx):
+    for s in states:
         count = restarts.get(s.pod)
         parts = [f"status {s.status}"]
         if s.exit_code is not None:

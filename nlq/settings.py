@@ -8,6 +8,7 @@ values. Every field gives its unit and why its default.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -22,6 +23,13 @@ class NlqSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+    as_of: datetime | None = Field(
+        None,
+        description="Answer as of this UTC time instead of now: 'last 24 hours', 'today' "
+        "and 'now' are measured from it. For a store that is not live (the one "
+        "`vigil demo` leaves, which sets it to the end of its simulated days, or a "
+        "post-mortem copy). Unset: now.",
+    )
     timezone: str = Field(
         "UTC",
         description="IANA zone for 'yesterday', 'since 9am', 'last night'. Default UTC, "

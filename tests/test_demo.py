@@ -89,6 +89,7 @@ def test_the_report_and_the_store_are_left_behind(demo: DemoResult) -> None:
     for section in (
         "Incidents:",
         "Scaling (all workloads)",
+        "Predictive vs reactive scaling (8 scaled services)",
         "Actions:",
         "Guardrail refusals:",
         "Notifications sent:",
@@ -97,3 +98,34 @@ def test_the_report_and_the_store_are_left_behind(demo: DemoResult) -> None:
     with SqliteStore.open(demo.store_path, readonly=True) as store:
         assert len(store.recent_ticks(1000)) == demo.ticks
     assert Path(demo.notifications_path).exists() == (demo.score.notifications > 0)
+
+
+def test_ask_status_and_forecast_answer_from_the_demo_store(demo: DemoResult) -> None:
+    """The config the demo leaves makes the CLI read its store, as of its simulated end,
+    without a Prometheus."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from vigil.agent.cli import app
+
+    config = str(demo.out_dir / "vigil.yaml")
+    asked = CliRunner().invoke(
+        app, ["--config", config, "ask", "--json", "what happened to checkout?"]
+    )
+    assert asked.exit_code == 0, asked.output
+    answer = json.loads(asked.stdout)
+    assert answer["intent"] == "action_explain"
+    assert answer["entities"]["service"] == "checkout"
+    text = json.dumps(answer["answer"] if "answer" in answer else answer)
+    assert "Cannot answer" not in text and "checkout" in text
+    with SqliteStore.open(demo.store_path, readonly=True) as store:
+        mentioned = [i for i in answer.get("ids", []) if i.startswith("f-")]
+        assert mentioned and all(store.get_finding(i).target is not None for i in mentioned)
+    status = CliRunner().invoke(app, ["--config", config, "status", "--json"])
+    assert status.exit_code == 0, status.output
+    scaled = {row["workload"]: row for row in json.loads(status.stdout)["scaling"]}
+    assert "shop/checkout" in scaled and scaled["shop/checkout"]["next_peak_at"]
+    shown = CliRunner().invoke(app, ["--config", config, "forecast", "checkout", "--stored"])
+    assert shown.exit_code == 0, shown.output
+    assert "replicas planned for that peak" in shown.output

@@ -26,7 +26,7 @@ def _engine(cfg: Config, *, kube: bool) -> Any:
     """The offline engine over Prometheus, the store (if present) and the cluster (if asked)."""
     from vigil.agent.store import StoreError
     from vigil.agent.wiring import open_store, prometheus_source
-    from vigil.core import SystemClock
+    from vigil.core import Clock, ManualClock, SystemClock
     from vigil.nlq import Engine
 
     try:
@@ -34,6 +34,10 @@ def _engine(cfg: Config, *, kube: bool) -> Any:
     except StoreError as exc:
         sys.stderr.write(f"note: {exc}; answering from metrics only\n")
         store = None
+    as_of = cfg.nlq.as_of
+    if as_of is not None and as_of.tzinfo is None:
+        fail(f"nlq.as_of must carry a time zone (e.g. {as_of.isoformat()}Z), got {as_of}")
+    clock: Clock = ManualClock(as_of) if as_of is not None else SystemClock()
     cluster = None
     if kube:
         from vigil.actions.kubernetes import KubernetesCluster
@@ -44,7 +48,7 @@ def _engine(cfg: Config, *, kube: bool) -> Any:
         store=store,
         cluster=cluster,
         settings=cfg.nlq,
-        clock=SystemClock(),
+        clock=clock,
     )
 
 

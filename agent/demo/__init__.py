@@ -69,16 +69,22 @@ def demo_config(config: Config, out_dir: Path) -> Config:
     )
 
 
-def _write_config(cfg: Config, path: Path) -> None:
+def _write_config(cfg: Config, path: Path, *, as_of: datetime) -> None:
     """A config file for looking at the demo afterwards (`vigil --config … status|ask`):
-    its store and the scaled workloads, the rest at defaults."""
+    its store, the scaled workloads, questions answered as of the simulated end, and no
+    waiting on a Prometheus that the demo never had; the rest at defaults."""
     import yaml
 
     data = {
         "store": {"path": str(cfg.store.path.resolve())},
         "scaling": cfg.scaling.model_dump(mode="json"),
+        "nlq": {"as_of": as_of.isoformat()},
+        "prometheus": {"retries": 0, "timeout": 2.0},
     }
-    header = "# Written by `vigil demo`: the demo's store and scaled workloads.\n"
+    header = (
+        "# Written by `vigil demo`: the demo's store and scaled workloads; `vigil ask`\n"
+        "# answers as of the end of the simulated days (there is no Prometheus behind it).\n"
+    )
     path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
@@ -163,7 +169,7 @@ def run_demo(
     if progress is not None:
         progress(0.0, f"the twin runs {warmup_days:g} days of history before vigil starts")
     twin.advance_to(agent_start)
-    _write_config(cfg, out_dir / "vigil.yaml")
+    _write_config(cfg, out_dir / "vigil.yaml", as_of=scenario.end)
     store = open_store(cfg, clock=clock)
     try:
         engine, extra = demo_stages(cfg, twin=twin, store=store, clock=clock)
