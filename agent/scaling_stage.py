@@ -167,6 +167,11 @@ class ScalingStage:
     def workloads(self) -> list[str]:
         return [s.key for s in self._states]
 
+    @property
+    def capacities(self) -> dict[str, float | None]:
+        """Capacity per pod by workload: configured, learned, or None until learned."""
+        return {s.key: s.settings.capacity_per_pod for s in self._states}
+
     def run(self, ctx: TickContext) -> None:
         if self._restarted:
             self._close_stale_decisions(ctx.now)
@@ -260,8 +265,12 @@ class ScalingStage:
         w = state.workload
         assert w.utilisation_query is not None  # the settings validator guarantees it
         kind = w.kind.lower()
+        # kube-state-metrics: Deployments report available replicas (ready for
+        # minReadySeconds), StatefulSets ready ones
+        field = "available" if kind == "deployment" else "ready"
         ready = (
-            f'sum(kube_{kind}_status_replicas_ready{{namespace="{w.namespace}",{kind}="{w.name}"}})'
+            f'sum(kube_{kind}_status_replicas_{field}{{namespace="{w.namespace}",'
+            f'{kind}="{w.name}"}})'
         )
         if not state.times:
             raise WarmingUp(f"capacity per pod of {state.key}", have=0, need=12)

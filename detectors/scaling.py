@@ -192,12 +192,16 @@ class PredictiveScaler:
 
 
 def learn_capacity(demand: FloatArray, ready_pods: FloatArray, utilisation: FloatArray) -> float:
-    """Capacity per pod from history: demand per ready pod divided by the utilisation seen.
+    """Capacity per pod from history: the demand per ready pod at which utilisation reaches 1.
 
     The three arrays are aligned samples (e.g. request rate, ready pods, mean CPU
-    utilisation of requests). Samples with a utilisation under 20 % are ignored (idle pods
-    say little about their limit); the median of the rest is robust to bursts. Raises
-    ``WarmingUp`` with fewer than 12 usable samples.
+    utilisation of what a pod can use). Utilisation is modelled as ``idle + slope ×
+    demand per pod``: pods burn some CPU doing nothing, so demand / utilisation alone
+    would underestimate capacity. The line is fitted robustly (Theil–Sen: the median of
+    pairwise slopes, so bursts of bad samples do not move it); without a usable rising
+    line (one operating point only) the median of demand per pod / utilisation is used.
+    Samples with a utilisation under 20 % are ignored (idle pods say little about their
+    limit). Raises ``WarmingUp`` with fewer than 12 usable samples.
     """
     d, n, u = (np.asarray(a, dtype=np.float64) for a in (demand, ready_pods, utilisation))
     if not d.shape == n.shape == u.shape:
@@ -205,7 +209,21 @@ def learn_capacity(demand: FloatArray, ready_pods: FloatArray, utilisation: Floa
     ok = np.isfinite(d) & np.isfinite(n) & np.isfinite(u) & (n >= 1) & (u >= 0.2) & (d > 0)
     if int(ok.sum()) < 12:
         raise WarmingUp("capacity per pod", have=int(ok.sum()), need=12)
-    return float(np.median(d[ok] / (n[ok] * u[ok])))
+    x, y = d[ok] / n[ok], u[ok]
+    ratio = float(np.median(x / y))
+    rng = np.random.default_rng(0)  # fixed pairs: the same history gives the same answer
+    i, j = rng.integers(0, x.size, (2, min(20_000, x.size * (x.size - 1))))
+    dx = x[j] - x[i]
+    apart = np.abs(dx) > 0.05 * float(np.median(x))  # pairs at one operating point say nothing
+    if int(apart.sum()) < 12:
+        return ratio
+    slope = float(np.median((y[j] - y[i])[apart] / dx[apart]))
+    if slope <= 0:
+        return ratio
+    idle = float(np.median(y - slope * x))
+    capacity = (1.0 - idle) / slope
+    # a line that puts most of the utilisation in idle is extrapolating far: keep the ratio
+    return capacity if 0 <= idle < 0.9 and math.isfinite(capacity) and capacity > 0 else ratio
 
 
 def apply_decision(

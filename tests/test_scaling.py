@@ -272,3 +272,17 @@ def test_a_periodic_batch_load_is_met_before_it_arrives() -> None:
     assert report.runs["hpa"].score.under_minutes > 50
     assert report.runs["vigil"].score.under_minutes == 0.0
     assert report.runs["vigil"].score.actions <= report.runs["hpa"].score.actions
+
+
+def test_capacity_learning_sees_through_the_idle_cost_of_a_pod() -> None:
+    rng = np.random.default_rng(3)
+    pods = rng.integers(2, 10, 300).astype(float)
+    per_pod = rng.uniform(10.0, 45.0, 300)  # demand per pod; capacity 50 per pod
+    util = 0.2 + 0.8 * per_pod / 50.0 + rng.normal(0, 0.01, 300)  # 20 % idle burn
+    demand = per_pod * pods
+    assert learn_capacity(demand, pods, util) == pytest.approx(50.0, rel=0.03)
+    # the plain ratio (demand per pod / utilisation) is misled by the idle burn
+    assert float(np.median(per_pod / util)) < 45.0
+    # one operating point only: no line to fit, the ratio is all there is
+    flat = np.full(50, 30.0)
+    assert learn_capacity(flat * 4, np.full(50, 4.0), np.full(50, 0.6)) == pytest.approx(50.0)

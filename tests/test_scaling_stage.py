@@ -268,3 +268,22 @@ def test_a_scale_down_the_blast_radius_always_refuses_is_not_asked_for(
     )  # fmt: skip
     assert twin.cluster.get_workload(CART).replicas == 3
     assert not _tick(twin, stage).findings
+
+
+def test_capacity_per_pod_is_learned_from_demand_ready_pods_and_utilisation(
+    twin: Twin, store: SqliteStore
+) -> None:
+    # the twin's pods burn 10 % of their CPU request idle and reach 120 % of it at their
+    # capacity (80 req/s for cart): utilisation of what a pod can use is cpu / (1.2 × request)
+    util = (
+        'sum(rate(container_cpu_usage_seconds_total{namespace="shop",pod=~"cart-.*"}[5m])) / '
+        '(1.2 * sum(kube_pod_container_resource_requests{namespace="shop",pod=~"cart-.*",'
+        'resource="cpu"}))'
+    )
+    learning = ScalingWorkload(
+        namespace="shop", name="cart", demand_query=_demand("cart"), utilisation_query=util
+    )
+    stage = _stage(twin, store, learning)
+    assert stage.capacities == {"shop/cart": None}
+    _tick(twin, stage)
+    assert stage.capacities["shop/cart"] == pytest.approx(80.0, rel=0.1)
