@@ -120,9 +120,10 @@ def test_online_forecaster_warms_up_then_bands_are_above_mean() -> None:
         model.observe(0.0, 1.0)
 
 
-def test_replay_is_causal() -> None:
+@pytest.mark.parametrize("interpolate", [False, True])  # interpolated: the ramp rule acts
+def test_replay_is_causal(interpolate: bool) -> None:
     trace = daily_trace(days=2.5, seed=5)
-    kw = {"capacity": 15.0, "max_replicas": 20, "warmup_s": 86400.0}
+    kw = {"capacity": 15.0, "max_replicas": 20, "warmup_s": 86400.0, "interpolate": interpolate}
     full = replay_scaling(trace, **kw)
     cut_at = float(trace.timestamps[0]) + 1.7 * 86400
     cut = replay_scaling(trace.cut(cut_at), **kw)
