@@ -12,6 +12,9 @@ desired = max(reactive need for the observed demand,
               upper-quantile forecast over [now, now + lead] / (capacity × target)),
 raised at once (bounded by the max step) and lowered only after the lower plan has
 held for the stabilisation window and undercuts current replicas by the tolerance.
+The reactive need also covers a rising metric carried a lag ahead (a ramp); forecast
+points are planned once due within the forecast window; the upper quantile is the
+forecaster's tail band, bought one likely pod at a time.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
 
 
 FloatArray = npt.NDArray[np.float64]
+NOT_DUE = "not-due"  # model name when the next point is beyond the forecast window
 
 
 class ScalingReason(StrEnum):
@@ -98,8 +102,12 @@ class PredictiveScaler:
             lookahead_s=self.lead_s + settings.metric_delay_s,
             quantile=settings.quantile,
             subject=subject,
+            tail_quantile=settings.tail_quantile,
+            unit=self.capacity * settings.forecast_utilisation,
+            slice_probability=settings.headroom_probability,
         )
         self._plans: deque[tuple[float, int]] = deque()
+        self._seen: deque[tuple[float, float]] = deque(maxlen=3)  # (now, observed) per plan
         self._last_ts = math.nan
 
     def observe(self, timestamp: float, value: float) -> None:
@@ -113,6 +121,8 @@ class PredictiveScaler:
         model = self.model
         if model.step <= 0 or math.isnan(self._last_ts):
             return None, None, "none"
+        if self._last_ts + model.step - now > max(self.settings.forecast_window_s, self.lead_s):
+            return None, None, NOT_DUE  # the next point is far off: the reactive rule holds
         last_horizon = math.floor((now + self.lead_s - self._last_ts) / model.step)
         horizons = range(1, min(max(last_horizon, 1), model.horizon) + 1)
         s = self.settings
@@ -141,17 +151,38 @@ class PredictiveScaler:
             return current
         return _ceil(ratio * current)
 
+    def _ramp_ahead(self, now: float, observed: float) -> float:
+        """Where a rising metric will be when pods created now are ready, or ``observed``.
+
+        A metric that rose on each of the last two syncs is on a ramp (demand sampled
+        and held between points rises once, in a step, and is left alone); its slope is
+        carried over the start-up lag plus the metric delay.
+        """
+        if not math.isfinite(observed):
+            return observed
+        self._seen.append((now, observed))
+        if not self.settings.extrapolate_ramps or len(self._seen) < 3:
+            return observed
+        (t0, v0), (_, v1), (t2, v2) = self._seen
+        if not v2 > v1 > v0 or t2 <= t0:
+            return observed
+        slope = (v2 - v0) / (t2 - t0)
+        return observed + slope * (self.settings.startup_lag_s + self.settings.metric_delay_s)
+
     def plan(self, now: float, observed_demand: float, current: int) -> ScalingDecision:
         """The decision at ``now`` given the demand metric as observed and current replicas."""
         s = self.settings
-        reactive = self._reactive(observed_demand, current)
+        reactive = max(
+            self._reactive(observed_demand, current),
+            self._reactive(self._ramp_ahead(now, observed_demand), current),
+        )
         need_f, peak, name = self._forecast_need(now, current)
         need = reactive if need_f is None else max(reactive, need_f)
         need = min(max(need, s.min_replicas), s.max_replicas)
         reason = ScalingReason.REACTIVE
-        if need_f is None:
+        if need_f is None and name != NOT_DUE:
             reason = ScalingReason.WARMING_UP
-        elif need_f > reactive:
+        elif need_f is not None and need_f > reactive:
             reason = ScalingReason.FORECAST
         # remember plans for the scale-down window (the highest plan inside it wins)
         window = s.scale_down_stabilisation_s

@@ -75,6 +75,51 @@ class ScalingSettings(BaseModel):
             "may exceed the plan before the reactive floor and the headroom catch it."
         ),
     )
+    tail_quantile: float = Field(
+        default=0.97,
+        gt=0.5,
+        lt=1,
+        description=(
+            "Highest forecast quantile headroom may reach (probability, >= quantile). It "
+            "is extrapolated from the errors' median and `quantile` as an exponential "
+            "tail, so a few rare spikes cannot blow it up the way a direct 0.97 quantile "
+            "of a few hundred errors would; headroom_probability decides how much of it "
+            "is bought."
+        ),
+    )
+    headroom_probability: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description=(
+            "A headroom pod above the mean forecast is planned only while the forecast "
+            "errors put at least this probability (ratio) on the next point's demand "
+            "landing in the slice that pod serves. 0.02: a pod held for a 5-minute point "
+            "(5 pod-minutes) against a 2 % chance of saving about 1.5 minutes short-handed "
+            "(start-up lag plus metric delay) - where a thin tail would cost a pod per "
+            "rare miss, it is not bought. 0 buys the whole band up to tail_quantile."
+        ),
+    )
+    forecast_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "Seconds before a forecast point is due that its pods are planned (at least "
+            "the lead time always). With 5-minute sampling the next point is always "
+            "inside 600 s, as before; with coarse sampling (30 min) the next point's pods "
+            "are created 10 minutes ahead instead of for the whole interval, while the "
+            "reactive floor keeps up with the demand seen meanwhile."
+        ),
+    )
+    extrapolate_ramps: bool = Field(
+        default=True,
+        description=(
+            "When the demand metric rose on each of the last two syncs (a ramp, not the "
+            "single step of a newly scraped sample), the reactive floor plans for the ramp "
+            "carried start-up lag + metric delay ahead, where demand will be when new pods "
+            "are ready; the HPA's rule on the current value is a lag behind a ramp."
+        ),
+    )
     forecast_utilisation: float = Field(
         default=0.9,
         gt=0,
@@ -168,6 +213,11 @@ class ScalingSettings(BaseModel):
         if self.min_replicas > self.max_replicas:
             raise ValueError(
                 f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
+        if self.tail_quantile < self.quantile:
+            raise ValueError(
+                f"tail_quantile ({self.tail_quantile}) must be >= quantile ({self.quantile}); "
+                "set tail_quantile equal to quantile to plan the plain quantile"
             )
         return self
 

@@ -120,9 +120,10 @@ def test_online_forecaster_warms_up_then_bands_are_above_mean() -> None:
         model.observe(0.0, 1.0)
 
 
-def test_replay_is_causal() -> None:
+@pytest.mark.parametrize("interpolate", [False, True])  # interpolated: the ramp rule acts
+def test_replay_is_causal(interpolate: bool) -> None:
     trace = daily_trace(days=2.5, seed=5)
-    kw = {"capacity": 15.0, "max_replicas": 20, "warmup_s": 86400.0}
+    kw = {"capacity": 15.0, "max_replicas": 20, "warmup_s": 86400.0, "interpolate": interpolate}
     full = replay_scaling(trace, **kw)
     cut_at = float(trace.timestamps[0]) + 1.7 * 86400
     cut = replay_scaling(trace.cut(cut_at), **kw)
@@ -271,7 +272,8 @@ def test_a_periodic_batch_load_is_met_before_it_arrives() -> None:
     report = replay_scaling(trace, warmup_s=86400.0)
     assert report.runs["hpa"].score.under_minutes > 50
     assert report.runs["vigil"].score.under_minutes == 0.0
-    assert report.runs["vigil"].score.actions <= report.runs["hpa"].score.actions
+    # a headroom pod at the tail-band edge costs a few actions in the quiet spells
+    assert report.runs["vigil"].score.actions <= 1.5 * report.runs["hpa"].score.actions
 
 
 def test_capacity_learning_sees_through_the_idle_cost_of_a_pod() -> None:
@@ -286,3 +288,108 @@ def test_capacity_learning_sees_through_the_idle_cost_of_a_pod() -> None:
     # one operating point only: no line to fit, the ratio is all there is
     flat = np.full(50, 30.0)
     assert learn_capacity(flat * 4, np.full(50, 4.0), np.full(50, 0.6)) == pytest.approx(50.0)
+
+
+def spiky_trace(days: float, seed: int) -> Trace:
+    """Idle demand with exponential noise and rare flash spikes of +50-500 (1-3 points)."""
+    rng = np.random.default_rng(seed)
+    n = int(days * 288)
+    values = 5 + rng.exponential(2, n)
+    for start in rng.choice(n, n // 70, replace=False):
+        values[start : start + rng.integers(1, 4)] += rng.uniform(50, 500)
+    return Trace("spiky", 1e9 + STEP * np.arange(n), values)
+
+
+def test_headroom_is_bought_one_likely_pod_at_a_time() -> None:
+    # the tail quantile buys misses the plain quantile leaves; the slice rule then drops
+    # the headroom pods that only rare spikes (which no headroom covers) would use
+    trace = spiky_trace(days=4, seed=11)
+    kw = {"warmup_s": 2 * 86400.0}
+    runs = {
+        name: replay_scaling(trace, config=ScalingSettings(capacity_per_pod=1.0, **over), **kw).runs
+        for name, over in {
+            "sliced": {},
+            "whole-tail": {"headroom_probability": 0.0},
+            "plain-quantile": {"tail_quantile": 0.9},
+        }.items()
+    }
+    score = {name: r["vigil"].score for name, r in runs.items()}
+    hpa = runs["sliced"]["hpa"].score
+    assert score["sliced"].under_minutes < 0.75 * score["plain-quantile"].under_minutes
+    assert score["sliced"].replica_hours < 0.97 * score["whole-tail"].replica_hours
+    assert score["sliced"].under_minutes < 0.5 * hpa.under_minutes
+    assert score["sliced"].replica_hours < hpa.replica_hours
+
+
+def test_an_isolated_spike_does_not_widen_the_band_for_the_hour_after() -> None:
+    rng = np.random.default_rng(4)
+    values = 100 + rng.normal(0, 5, 700)
+    values[650] = 5000.0  # one point, 50x the level
+    model = OnlineDemandForecaster(lookahead_s=60, quantile=0.9, tail_quantile=0.97)
+    bands = {}
+    for i, value in enumerate(values.tolist()):
+        model.observe(STEP * i, value)
+        if i in (649, 652, 670):
+            mean, upper, _ = model.forecast(1)
+            bands[i] = upper - mean
+    # unclipped, the local size would jump ~4x (and the band with it) for an hour
+    assert bands[652] < 1.5 * bands[649]
+    assert bands[670] < 1.5 * bands[649]
+
+
+def test_tail_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="tail_quantile"):
+        ScalingSettings(quantile=0.95, tail_quantile=0.9)
+    with pytest.raises(ValueError, match="tail_quantile"):
+        OnlineDemandForecaster(quantile=0.95, tail_quantile=0.9)
+    with pytest.raises(ValueError, match="unit"):
+        OnlineDemandForecaster(unit=0.0)
+
+
+def test_coarse_sampling_plans_the_next_point_only_when_it_is_near() -> None:
+    # 30-minute points: right after a point the reactive rule holds; the forecast for
+    # the next point is planned within forecast_window_s (600 s) of it being due
+    step = 1800.0
+    t = np.arange(4 * 48)
+    values = 100 + 60 * np.sin(2 * np.pi * t / 48) + np.random.default_rng(2).normal(0, 3, t.size)
+    scaler = PredictiveScaler(ScalingSettings(capacity_per_pod=10.0, max_replicas=50))
+    for i, value in enumerate(values.tolist()):
+        scaler.observe(step * i, value)
+    last = step * (t.size - 1)
+    early = scaler.plan(last + 30.0, float(values[-1]), 12)
+    assert early.model == "not-due" and early.reason is not ScalingReason.WARMING_UP
+    assert early.forecast_need is None
+    near = scaler.plan(last + step - 500.0, float(values[-1]), 12)
+    assert near.model != "not-due" and near.forecast_need is not None
+
+
+def test_a_ramp_is_met_where_it_will_be_when_pods_are_ready() -> None:
+    settings_ = ScalingSettings(capacity_per_pod=1.0, max_replicas=500)
+    step_scaler, ramp_scaler = PredictiveScaler(settings_), PredictiveScaler(settings_)
+    # a newly scraped sample: one step up, then flat -> the HPA's rule on 14 (20 pods)
+    held = [step_scaler.plan(15.0 * k, v, 10) for k, v in enumerate([7.0, 7.0, 14.0, 14.0])]
+    assert held[-1].reactive == 20
+    # rising on each of the last two syncs: 14 + (3.5 / 15 s) x (60 s lag + 30 s delay) = 35
+    ramp = [ramp_scaler.plan(15.0 * k, v, 10) for k, v in enumerate([7.0, 10.5, 14.0])]
+    assert ramp[-1].reactive == 50
+    off = PredictiveScaler(settings_.model_copy(update={"extrapolate_ramps": False}))
+    assert [off.plan(15.0 * k, v, 10) for k, v in enumerate([7.0, 10.5, 14.0])][-1].reactive == 20
+
+
+def test_ramp_extrapolation_shortens_bursts_served_short_handed() -> None:
+    # flash crowds (2-6x) with demand moving linearly between 5-minute points
+    rng = np.random.default_rng(21)
+    t = np.arange(4 * 288)
+    values = 100 * (1 + 0.5 * np.sin(2 * np.pi * t / 288)) * rng.lognormal(0, 0.1, t.size)
+    for start in rng.choice(t.size, 12, replace=False):
+        values[start : start + rng.integers(2, 12)] *= rng.uniform(2, 6)
+    trace = Trace("flash", 1e9 + STEP * t, values)
+    kw = {"interpolate": True, "warmup_s": 2 * 86400.0}
+    on = replay_scaling(trace, **kw).runs
+    off = replay_scaling(
+        trace, config=ScalingSettings(capacity_per_pod=1.0, extrapolate_ramps=False), **kw
+    ).runs
+    assert on["vigil"].score.under_minutes < 0.6 * off["vigil"].score.under_minutes
+    assert on["vigil"].score.under_minutes < 0.6 * on["hpa"].score.under_minutes

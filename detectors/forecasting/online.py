@@ -7,7 +7,12 @@ by its own rolling-origin errors as the data arrive (every forecast is checked
 against the point it predicted, so nothing is fitted on the future). Per horizon it
 uses the predictor with the lowest recent mean absolute error, and its upper band is
 the empirical quantile of that predictor's recent errors: bursty series get wide
-bands, calm ones narrow, and the band adapts as a series changes character.
+bands, calm ones narrow, and the band adapts as a series changes character. Above
+that quantile the band extends towards a tail quantile, extrapolated from the errors'
+median and quantile (robust to rare spikes), but only through the pod-sized slices
+of demand that the errors say are likely enough to be needed (``unit``,
+``slice_probability``): headroom is bought where it pays, not where a long thin tail
+would make it cost a pod for each rare miss.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ CYCLE_EVERY = 32
 # at 5 % of its long-run size so an idle stretch cannot make the band vanish.
 LOCAL_HALF_LIFE_S = 3600.0
 LOCAL_FLOOR = 0.05
+# A point moves the local size at most as if it were LOCAL_CLIP x the local size: an
+# isolated spike must not widen the band for the hour after it, while a sustained rise
+# still doubles the local size within about six points.
+LOCAL_CLIP = 3.0
+# A slice of demand counts as likely only on the evidence of at least this many errors
+# (the fast window holds 72: one or two of them cannot show a 2 % chance).
+MIN_SLICE_ERRORS = 3
 
 
 class OnlineDemandForecaster:
@@ -38,6 +50,12 @@ class OnlineDemandForecaster:
     known; ``error_window`` is the number of recent errors kept per (predictor,
     horizon) for scoring and for the slow band, ``fast_window`` the most recent ones
     for the fast band (the band is the wider of the two, so a burst widens it at once).
+
+    ``tail_quantile`` (optional, >= ``quantile``) is the highest quantile the band may
+    reach, extrapolated from the errors' median and ``quantile`` as an exponential tail.
+    With ``unit`` (demand one pod serves as planned) and ``slice_probability``, the band
+    rises above the mean one pod-sized slice at a time, and only while the errors put
+    at least ``slice_probability`` of the next point's demand in that slice.
     """
 
     def __init__(
@@ -50,6 +68,9 @@ class OnlineDemandForecaster:
         min_points: int = 12,
         max_horizon: int = 64,
         subject: str = "demand",
+        tail_quantile: float | None = None,
+        unit: float | None = None,
+        slice_probability: float = 0.0,
     ) -> None:
         if lookahead_s < 0:
             raise ValueError(f"lookahead_s must be >= 0 seconds, got {lookahead_s}")
@@ -57,6 +78,14 @@ class OnlineDemandForecaster:
             raise ValueError(f"quantile must be in (0.5, 1), got {quantile}")
         if error_window < min_points or min_points < 2:
             raise ValueError("need 2 <= min_points <= error_window")
+        if tail_quantile is not None and not quantile <= tail_quantile < 1:
+            raise ValueError(
+                f"tail_quantile must be in [quantile ({quantile}), 1), got {tail_quantile}"
+            )
+        if unit is not None and not unit > 0:
+            raise ValueError(f"unit must be > 0 (demand one pod serves), got {unit}")
+        if not 0 <= slice_probability < 1:
+            raise ValueError(f"slice_probability must be in [0, 1), got {slice_probability}")
         self.lookahead_s = lookahead_s
         self.quantile = quantile
         self.error_window = error_window
@@ -64,6 +93,14 @@ class OnlineDemandForecaster:
         self.min_points = min_points
         self.max_horizon = max_horizon
         self.subject = subject
+        # exponential-tail extrapolation: Q(tail) = Q(q) + c * (Q(q) - Q(0.5))
+        self._tail_factor = (
+            0.0
+            if tail_quantile is None
+            else math.log((1 - quantile) / (1 - tail_quantile)) / math.log(0.5 / (1 - quantile))
+        )
+        self.unit = unit
+        self.slice_probability = slice_probability
         self.step = 0.0
         self.horizon = 0
         self._first_times: list[float] = []
@@ -120,7 +157,10 @@ class OnlineDemandForecaster:
                 # the local size (half-life LOCAL_HALF_LIFE_S): errors are relative to it,
                 # so an idle stretch gets a narrow band and a burst a wide one at once
                 alpha = 1.0 - 0.5 ** (self.step / LOCAL_HALF_LIFE_S)
-                self._local += alpha * (abs(value) - self._local)
+                clipped = (
+                    min(abs(value), LOCAL_CLIP * self._local) if self._local > 0 else abs(value)
+                )
+                self._local += alpha * (clipped - self._local)
             else:
                 self._local = abs(value)
         if not self.horizon:
@@ -244,12 +284,45 @@ class OnlineDemandForecaster:
             slot = int(self._resolved[h] % self.error_window)
             recent_idx = (slot - 1 - np.arange(min(self.fast_window, count))) % self.error_window
             recent = ring[recent_idx]
-            band = max(
-                float(np.quantile(errs, self.quantile)),
-                float(np.quantile(recent, self.quantile)),
-                0.0,
+            band = max(self._tail_band(errs), self._tail_band(recent), 0.0)
+            self._upper[h] = self._sliced(
+                self._mean[h], self._mean[h] + band * scale, scale, (errs, recent)
             )
-            self._upper[h] = self._mean[h] + band * scale
+
+    def _tail_band(self, errors: np.ndarray) -> float:
+        """The ``quantile`` of ``errors``, extended to ``tail_quantile`` when one is set."""
+        if not self._tail_factor:
+            return float(np.quantile(errors, self.quantile))
+        median, upper = np.quantile(errors, [0.5, self.quantile]).tolist()
+        return float(upper + self._tail_factor * max(upper - median, 0.0))
+
+    def _sliced(
+        self, mean: float, upper: float, scale: float, samples: tuple[np.ndarray, ...]
+    ) -> float:
+        """``upper`` lowered to the last pod-sized slice above ``mean`` still worth a pod.
+
+        The errors (slow and fast windows, the wider answer wins) give the next point's
+        demand as ``mean + error * scale``; slice k is the demand pod k serves. Pods are
+        added from the mean up while each slice holds at least ``slice_probability``.
+        """
+        unit = self.unit
+        if unit is None or not self.slice_probability or upper <= mean:
+            return upper
+        first = max(math.ceil(mean / unit - 1e-9), 0)  # pods the mean itself needs
+        slices = math.ceil(upper / unit - 1e-9) - first
+        if slices <= 0:
+            return upper
+        pods = first
+        for errors in samples:
+            demand = mean + errors * scale
+            idx = np.ceil(demand / unit - 1e-9).astype(np.int64) - first - 1
+            idx = idx[(idx >= 0) & (idx < slices)]
+            mass = np.bincount(idx, minlength=slices) / errors.size
+            thin = np.flatnonzero(
+                mass < max(self.slice_probability, MIN_SLICE_ERRORS / errors.size)
+            )
+            pods = max(pods, first + (int(thin[0]) if thin.size else slices))
+        return min(upper, max(pods * unit, mean))
 
     def forecast(self, h: int) -> tuple[float, float, str]:
         """``(mean, upper, predictor)`` for the point ``h`` steps after the last one.
