@@ -185,23 +185,29 @@ class OnlineDemandForecaster:
         return max(self._local, LOCAL_FLOOR * self._scale, 1e-9)
 
     def _resolve(self, index: int, value: float) -> None:
+        """Score every horizon's forecast that lands on this point, in one numpy pass
+        (a Python loop over horizons was most of the agent's scaling time)."""
         scale = self._error_scale()
         h_count = self.horizon
-        for h in range(1, h_count + 1):
-            origin = index - h
-            if origin < 0:
-                continue
-            made = self._made[origin % (h_count + 1), :, h - 1]
-            if np.isnan(made[0]):
-                continue
-            err = (value - made) / scale
-            err = np.where(np.isnan(err), err[0], err)  # a missing predictor scores as naive
-            slot = int(self._resolved[h - 1] % self.error_window)
-            old = self._errors[:, h - 1, slot]
-            full = self._resolved[h - 1] >= self.error_window
-            self._abs_sum[:, h - 1] += np.abs(err) - (np.abs(old) if full else 0.0)
-            self._errors[:, h - 1, slot] = err
-            self._resolved[h - 1] += 1
+        hs = np.arange(1, h_count + 1)
+        origins = index - hs
+        ok = origins >= 0
+        if not ok.any():
+            return
+        hs, origins = hs[ok], origins[ok]
+        made = self._made[origins % (h_count + 1), :, hs - 1]  # (horizons, predictors)
+        ok = ~np.isnan(made[:, 0])
+        if not ok.any():
+            return
+        col, made = hs[ok] - 1, made[ok]
+        err = (value - made) / scale
+        err = np.where(np.isnan(err), err[:, :1], err)  # a missing predictor scores as naive
+        slots = self._resolved[col] % self.error_window
+        old = self._errors[:, col, slots]  # (predictors, horizons)
+        full = self._resolved[col] >= self.error_window
+        self._abs_sum[:, col] += np.abs(err.T) - np.where(full, np.abs(old), 0.0)
+        self._errors[:, col, slots] = err.T
+        self._resolved[col] += 1
 
     def _predictions(self, index: int) -> np.ndarray:
         """Predictor × horizon forecasts from the point at ``index``."""
