@@ -80,13 +80,14 @@ class FetchStage:
         self._lookback = lookback
         self._overlap = overlap
         self._caches = {name: SeriesCache(lookback) for name in self._queries}
+        self._resume: dict[str, float] = {}
 
     def run(self, ctx: TickContext) -> None:
         failures: list[str] = []
         retryable = True
         for name, query in self._queries.items():
             cache = self._caches[name]
-            last = cache.last_timestamp()
+            last = self._resume.get(name)
             start = ctx.now - timedelta(seconds=self._lookback)
             if last is not None:
                 start = max(start, to_datetime(last - self._overlap))
@@ -101,7 +102,11 @@ class FetchStage:
                 retryable = False
                 continue
             named = [Series(name, s.labels, s.timestamps, s.values) for s in fresh]
-            ctx.series.extend(cache.merge(named, to_timestamp(ctx.now)))
+            merged = cache.merge(named, to_timestamp(ctx.now))
+            ctx.series.extend(merged)
+            resume = _resume_point(merged, self._overlap)
+            if resume is not None:
+                self._resume[name] = resume
         if failures:
             summary = f"{len(failures)} of {len(self._queries)} queries failed: " + "; ".join(
                 failures
@@ -109,6 +114,21 @@ class FetchStage:
             if retryable:
                 raise RetryableError(summary)
             raise PermanentError(summary)
+
+
+def _resume_point(series: Sequence[Series], overlap: float) -> float | None:
+    """Where the next fetch of a query starts: the oldest newest point among live series.
+
+    A series whose newest point is more than ``overlap`` behind the freshest one has
+    ended (a deleted pod) or is not being scraped; waiting for it would make every
+    later tick fetch again from its last point, hours or days of data for all series.
+    The overlap still re-reads the recent points of series that merely lag a scrape.
+    """
+    ends = [float(s.timestamps[-1]) for s in series if len(s)]
+    if not ends:
+        return None
+    newest = max(ends)
+    return min(e for e in ends if e >= newest - overlap)
 
 
 _WORKLOAD_LABELS = ("deployment", "statefulset")
