@@ -132,7 +132,8 @@ class CusumDetector:
         blocks = deseason[:, n_points - usable :].reshape(n_rows, -1, b)
         means = nanmean(blocks, axis=2)
         # Differences of consecutive means, as for the point scale: a shift moves one.
-        return robust_scale(np.diff(means, axis=1), axis=1) / np.sqrt(2.0) * np.sqrt(b)
+        scale = robust_scale(np.diff(means, axis=1), axis=1) / np.sqrt(2.0) * np.sqrt(b)
+        return np.asarray(scale, dtype=np.float64)
 
     def update(self, values: FloatArray) -> Scores:
         x = as_matrix(values, "values")
