@@ -15,7 +15,10 @@ from typing import Protocol
 from vigil.agent.loop import TickContext
 from vigil.agent.series_cache import SeriesCache
 from vigil.core import (
+    ActionKind,
+    ActionStatus,
     Anomaly,
+    Cluster,
     Finding,
     FindingKind,
     FindingStore,
@@ -25,12 +28,14 @@ from vigil.core import (
     RetryableError,
     Series,
     Severity,
+    Store,
     to_datetime,
     to_timestamp,
 )
 
 __all__ = [
     "AnomalyEngine",
+    "ClusterWatchStage",
     "DetectStage",
     "FetchStage",
     "PruneStage",
@@ -260,3 +265,109 @@ class PruneStage:
         self.pruned = dict(self._store.prune(ctx.now - self._retention))
         if any(self.pruned.values()):
             log.info("pruned rows older than %s: %s", self._retention, self.pruned)
+
+
+class ClusterWatchStage:
+    """Node conditions read from the cluster each tick, as ``condition`` findings.
+
+    ``NodeNotReady`` and ``NodePressure`` for nodes that report them (the node playbooks
+    cordon on them), and ``NodeRecovered`` for a node that vigil itself cordoned (its
+    journal's last change to the node is a cordon that succeeded), that is Ready without
+    pressure again for ``recovered_after`` seconds and still unschedulable: the
+    ``node-recovered-uncordon`` playbook gives it back, under the same guardrails. A
+    node a person cordoned is never reported as recovered. One finding per episode (its
+    start is when the condition was first seen); it is resolved when the condition clears.
+    """
+
+    name = "cluster-watch"
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        store: Store,
+        *,
+        recovered_after: float = 600.0,
+        journal_window: float = 7 * 86_400.0,
+    ) -> None:
+        if recovered_after < 0 or journal_window <= 0:
+            raise ValueError("recovered_after must be >= 0 and journal_window > 0 seconds")
+        self._cluster = cluster
+        self._store = store
+        self._recovered_after = timedelta(seconds=recovered_after)
+        self._window = timedelta(seconds=journal_window)
+        self._since: dict[tuple[str, str], datetime] = {}  # (node, condition) → first seen
+        self._open: dict[tuple[str, str], str] = {}  # (node, condition) → finding id
+        self._healthy_since: dict[str, datetime] = {}
+
+    def run(self, ctx: TickContext) -> None:
+        now = ctx.now
+        seen: set[tuple[str, str]] = set()
+        for node in self._cluster.list_nodes():
+            healthy = node.ready and not node.pressure
+            if healthy:
+                self._healthy_since.setdefault(node.name, now)
+            else:
+                self._healthy_since.pop(node.name, None)
+            conditions = []
+            if not node.ready:
+                conditions.append(("NodeNotReady", f"node {node.name} is NotReady"))
+            if node.pressure:
+                conditions.append(
+                    ("NodePressure", f"node {node.name} reports {', '.join(node.pressure)}")
+                )
+            if (
+                healthy
+                and node.unschedulable
+                and now - self._healthy_since[node.name] >= self._recovered_after
+                and self._cordoned_by_vigil(node.name, now)
+            ):
+                since = self._healthy_since[node.name]
+                conditions.append(
+                    (
+                        "NodeRecovered",
+                        f"node {node.name} is Ready again since {since:%H:%M} UTC and "
+                        "still cordoned by vigil",
+                    )
+                )
+            for condition, title in conditions:
+                key = (node.name, condition)
+                seen.add(key)
+                self._report(ctx, node.name, condition, title, key)
+        for key in [k for k in self._open if k not in seen]:
+            self._store.resolve_finding(self._open.pop(key), now)
+            self._since.pop(key, None)
+
+    def _report(
+        self, ctx: TickContext, node: str, condition: str, title: str, key: tuple[str, str]
+    ) -> None:
+        started = self._since.setdefault(key, ctx.now)
+        finding = Finding(
+            kind=FindingKind.CONDITION,
+            subject=f"node/{node}|{condition}",
+            title=title,
+            severity=Severity.INFO if condition == "NodeRecovered" else Severity.CRITICAL,
+            observed_at=ctx.now,
+            started_at=started,
+            labels={"node": node, "condition": condition},
+            target=ObjectRef("Node", None, node),
+            details={"condition": condition, "count": 1},
+        )
+        if self._store.record_finding(finding):
+            log.info("new finding %s: %s", finding.id, title)
+        self._open[key] = finding.id
+        ctx.findings.append(finding)
+
+    def _cordoned_by_vigil(self, node: str, now: datetime) -> bool:
+        """Whether vigil's last change to ``node`` is a cordon that took effect."""
+        changes = [
+            e
+            for e in self._store.journal_list(since=now - self._window, limit=10_000)
+            if e.target.kind == "Node"
+            and e.target.name == node
+            and e.action in (ActionKind.CORDON, ActionKind.UNCORDON)
+            and e.status in (ActionStatus.SUCCEEDED, ActionStatus.REVERTED)
+        ]
+        if not changes:
+            return False
+        last = max(changes, key=lambda e: (e.updated_at, e.id))
+        return last.action is ActionKind.CORDON and last.status is ActionStatus.SUCCEEDED
