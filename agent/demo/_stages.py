@@ -2,7 +2,8 @@
 
 Detection (``vigil.detectors``), the cluster watch (node conditions as findings), the
 playbook engine with every guardrail acting on the twin's ``Cluster`` (auto mode: the
-cluster is simulated), and notifications to a local JSON-lines file. The same builders serve ``vigil run``; only the ports differ.
+cluster is simulated), and notifications to a local JSON-lines file. The same builders
+serve ``vigil run``; only the ports differ.
 """
 
 from __future__ import annotations
