@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.detectors.base import FloatArray
+from vigil.detectors.base import Detector, FloatArray
 from vigil.detectors.ensemble import Ensemble
 
 __all__ = [
@@ -77,16 +77,20 @@ class NabConfig:
 
 
 def _members(name: str, cfg: NabConfig) -> Ensemble:
-    from functools import partial
-
     from vigil.detectors.changepoint import CusumDetector
     from vigil.detectors.ets import HoltWintersDetector
     from vigil.detectors.seasonal import SeasonalBaseline
 
-    cusum = partial(CusumDetector, batch=cfg.cusum_batch, season_cycles=cfg.cusum_season_cycles)
+    def cusum() -> Detector:
+        return CusumDetector(batch=cfg.cusum_batch, season_cycles=cfg.cusum_season_cycles)
+
     if name == "ensemble":
         return Ensemble([SeasonalBaseline(), HoltWintersDetector(), cusum()])
-    single = {"seasonal": SeasonalBaseline, "ets": HoltWintersDetector, "cusum": cusum}
+    single: dict[str, Callable[[], Detector]] = {
+        "seasonal": SeasonalBaseline,
+        "ets": HoltWintersDetector,
+        "cusum": cusum,
+    }
     return Ensemble([single[name]()])
 
 
