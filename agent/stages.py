@@ -268,7 +268,10 @@ class PruneStage:
 
 
 class ClusterWatchStage:
-    """Node conditions read from the cluster each tick, as ``condition`` findings.
+    """Node and pod conditions read from the cluster each tick, as ``condition`` findings.
+
+    ``OOMKilled`` per workload with the number of OOM kills in the last hour (the
+    ``oom-raise-memory-limit`` playbook acts from three).
 
     ``NodeNotReady`` and ``NodePressure`` for nodes that report them (the node playbooks
     cordon on them), and ``NodeRecovered`` for a node that vigil itself cordoned (its
@@ -295,13 +298,17 @@ class ClusterWatchStage:
         self._store = store
         self._recovered_after = timedelta(seconds=recovered_after)
         self._window = timedelta(seconds=journal_window)
-        self._since: dict[tuple[str, str], datetime] = {}  # (node, condition) → first seen
-        self._open: dict[tuple[str, str], str] = {}  # (node, condition) → finding id
+        self._since: dict[tuple[str, str], datetime] = {}  # (object, condition) → first seen
+        self._open: dict[tuple[str, str], str] = {}  # (object, condition) → finding id
         self._healthy_since: dict[str, datetime] = {}
+        self._restarts: dict[ObjectRef, int] = {}  # pod → restarts last seen
+        self._owners: dict[ObjectRef, ObjectRef | None] = {}
+        self._ooms: dict[ObjectRef, list[datetime]] = {}  # workload → OOM kills seen
 
     def run(self, ctx: TickContext) -> None:
         now = ctx.now
         seen: set[tuple[str, str]] = set()
+        self._oom_kills(ctx, seen)
         for node in self._cluster.list_nodes():
             healthy = node.ready and not node.pressure
             if healthy:
@@ -337,20 +344,65 @@ class ClusterWatchStage:
             self._store.resolve_finding(self._open.pop(key), now)
             self._since.pop(key, None)
 
+    def _oom_kills(self, ctx: TickContext, seen: set[tuple[str, str]]) -> None:
+        """``OOMKilled`` per workload: containers OOM-killed in the last hour, counted from
+        restart counters that rose since the previous tick with OOMKilled as the reason."""
+        window = timedelta(hours=1)
+        live = set()
+        for pod in self._cluster.list_pods():
+            live.add(pod.ref)
+            before = self._restarts.get(pod.ref)
+            self._restarts[pod.ref] = pod.restarts
+            if before is None or pod.restarts <= before:
+                continue
+            if pod.last_termination_reason != "OOMKilled":
+                continue
+            if pod.ref not in self._owners:
+                self._owners[pod.ref] = self._cluster.owner_workload(pod.ref)
+            owner = self._owners[pod.ref]
+            if owner is not None:
+                self._ooms.setdefault(owner, []).extend([ctx.now] * (pod.restarts - before))
+        for gone in [p for p in self._restarts if p not in live]:
+            del self._restarts[gone]
+            self._owners.pop(gone, None)
+        for workload, kills in list(self._ooms.items()):
+            recent = [t for t in kills if ctx.now - t < window]
+            if not recent:
+                del self._ooms[workload]
+                continue
+            self._ooms[workload] = recent
+            key = (str(workload), "OOMKilled")
+            seen.add(key)
+            title = f"{workload}: {len(recent)} container(s) OOM-killed in the last hour"
+            self._report(ctx, workload, "OOMKilled", title, key, count=len(recent))
+
     def _report(
-        self, ctx: TickContext, node: str, condition: str, title: str, key: tuple[str, str]
+        self,
+        ctx: TickContext,
+        obj: str | ObjectRef,
+        condition: str,
+        title: str,
+        key: tuple[str, str],
+        *,
+        count: int = 1,
     ) -> None:
         started = self._since.setdefault(key, ctx.now)
+        if isinstance(obj, ObjectRef):
+            target = obj
+            labels = {"namespace": obj.namespace or "", obj.kind.lower(): obj.name}
+        else:
+            target = ObjectRef("Node", None, obj)
+            labels = {"node": obj}
         finding = Finding(
             kind=FindingKind.CONDITION,
-            subject=f"node/{node}|{condition}",
+            subject=f"{target}|{condition}",
             title=title,
             severity=Severity.INFO if condition == "NodeRecovered" else Severity.CRITICAL,
             observed_at=ctx.now,
             started_at=started,
-            labels={"node": node, "condition": condition},
-            target=ObjectRef("Node", None, node),
-            details={"condition": condition, "count": 1},
+            labels={**labels, "condition": condition},
+            target=target,
+            details={"condition": condition, "count": count},
         )
         if self._store.record_finding(finding):
             log.info("new finding %s: %s", finding.id, title)

@@ -96,3 +96,28 @@ def test_a_node_a_person_cordoned_stays_cordoned(store: SqliteStore) -> None:
     run(twin, stages, 30)
     assert node(twin, "node-3").unschedulable
     assert store.journal_list(limit=10) == []
+
+
+def test_repeated_oom_kills_raise_the_memory_limit_once(store: SqliteStore) -> None:
+    cart = ObjectRef("Deployment", "shop", "cart")
+    scenario = small_scenario()
+    start = scenario.start + timedelta(minutes=20)
+    twin = build_twin(scenario, clock=ManualClock(scenario.start))
+    # 400 kB/s per pod: the 512 MiB limit is hit in about 20 minutes, 768 MiB in 35.
+    twin.inject(Fault("memory-leak", cart, start, timedelta(hours=2), 400_000.0))
+    twin.run(timedelta(minutes=15))
+    limit = twin.cluster.get_workload(cart).containers[0].memory_limit
+    stages = rig(twin, store)
+    run(twin, stages, 60)
+    patches = [e for e in store.journal_list(limit=200) if e.action is ActionKind.PATCH_RESOURCES]
+    (patch,) = patches
+    assert patch.playbook == "oom-raise-memory-limit" and patch.status is ActionStatus.SUCCEEDED
+    (check,) = store.verifications_for(patch.id)
+    assert check.ok, check.observed
+    assert patch.target == cart or patch.params.get("workload") == str(cart)
+    raised = twin.cluster.get_workload(cart).containers[0].memory_limit
+    assert limit is not None and raised is not None and raised > limit
+    oom = [
+        f for f in store.findings_between(start, twin.now) if f.details["condition"] == "OOMKilled"
+    ]
+    assert oom and max(int(f.details["count"]) for f in oom) >= 3
