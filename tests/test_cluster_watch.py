@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from vigil.agent.cluster_watch import ClusterWatchStage
 from vigil.agent.loop import TickContext
 from vigil.agent.playbook_stage import PlaybookStage
-from vigil.agent.stages import ClusterWatchStage
 from vigil.agent.store import SqliteStore
 from vigil.core import ActionKind, ActionStatus, ManualClock, ObjectRef
 from vigil.playbooks import Guardrails, GuardrailSettings, PlaybookEngine, builtin_playbooks

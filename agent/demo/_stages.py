@@ -26,9 +26,9 @@ def demo_stages(
     config: Config, *, twin: Twin, store: SqliteStore, clock: ManualClock
 ) -> tuple[AnomalyEngine | None, list[Stage]]:
     """The detection engine (or ``None``) and the stages after detection."""
+    from vigil.agent.cluster_watch import ClusterWatchStage
     from vigil.agent.daemon import build_notify
     from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
-    from vigil.agent.stages import ClusterWatchStage
     from vigil.agent.wiring import detection_engine
 
     engine = build_playbook_engine(config, store=store, cluster=twin.cluster, metrics=twin.metrics)
