@@ -164,7 +164,9 @@ class DetectStage:
     seconds refreshes that finding (same id, same start) instead of opening a new one, so
     one incident is one finding however many ticks it lasts; a finding whose series has
     been quiet for ``resolve_after`` seconds is resolved. Open findings are re-read from
-    the store on the first tick, so a restarted daemon continues the same incidents.
+    the store on the first tick, so a restarted daemon continues the same incidents. An
+    anomaly on a pod's series that a change in its workload's pod count explains opens
+    no finding for ``replica_change_hold`` seconds (``vigil.agent.replica_changes``).
     """
 
     name = "detect"
@@ -176,9 +178,13 @@ class DetectStage:
         *,
         min_severity: Severity,
         resolve_after: float = 900.0,
+        replica_change_hold: float = 1800.0,
     ) -> None:
         if resolve_after <= 0:
             raise ValueError(f"resolve_after must be > 0 seconds, got {resolve_after}")
+        from vigil.agent.replica_changes import ReplicaChanges
+
+        self._replicas = ReplicaChanges(replica_change_hold) if replica_change_hold else None
         self._engine = engine
         self._store = store
         self._min = Severity(min_severity)
@@ -199,10 +205,17 @@ class DetectStage:
         if ctx.series:
             report = self._engine.observe(ctx.series, ctx.now)
             ctx.warming_up.update(report.warming_up)
+            if self._replicas is not None:
+                self._replicas.observe(ctx.series, ctx.now)
             for anomaly in report.anomalies:
                 ctx.anomalies.append(anomaly)
-                if anomaly.severity.at_least(self._min):
-                    self._record(anomaly, ctx, open_)
+                if not anomaly.severity.at_least(self._min):
+                    continue
+                if self._replicas is not None and self._replicas.explains(anomaly, ctx.now):
+                    # Per-pod load shifted because the workload just scaled or rolled.
+                    log.debug("%s: explained by a change in its pod count", anomaly.series)
+                    continue
+                self._record(anomaly, ctx, open_)
         for subject, (_, last, fid) in list(open_.items()):
             if ctx.now - last >= self._quiet:
                 self._store.resolve_finding(fid, ctx.now)
