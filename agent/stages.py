@@ -119,13 +119,14 @@ class FetchStage:
         self._lookback = lookback
         self._overlap = overlap
         self._caches = {name: SeriesCache(lookback) for name in self._queries}
+        self._resume: dict[str, float] = {}
 
     def run(self, ctx: TickContext) -> None:
         failures: list[str] = []
         retryable = True
         for name, query in self._queries.items():
             cache = self._caches[name]
-            last = cache.last_timestamp()
+            last = self._resume.get(name)
             start = ctx.now - timedelta(seconds=self._lookback)
             if last is not None:
                 start = max(start, to_datetime(last - self._overlap))
@@ -140,7 +141,11 @@ class FetchStage:
                 retryable = False
                 continue
             named = [Series(name, s.labels, s.timestamps, s.values) for s in fresh]
-            ctx.series.extend(cache.merge(named, to_timestamp(ctx.now)))
+            merged = cache.merge(named, to_timestamp(ctx.now))
+            ctx.series.extend(merged)
+            resume = _resume_point(merged, self._overlap)
+            if resume is not None:
+                self._resume[name] = resume
         if failures:
             summary = f"{len(failures)} of {len(self._queries)} queries failed: " + "; ".join(
                 failures
@@ -148,6 +153,21 @@ class FetchStage:
             if retryable:
                 raise RetryableError(summary)
             raise PermanentError(summary)
+
+
+def _resume_point(series: Sequence[Series], overlap: float) -> float | None:
+    """Where the next fetch of a query starts: the oldest newest point among live series.
+
+    A series whose newest point is more than ``overlap`` behind the freshest one has
+    ended (a deleted pod) or is not being scraped; waiting for it would make every
+    later tick fetch again from its last point, hours or days of data for all series.
+    The overlap still re-reads the recent points of series that merely lag a scrape.
+    """
+    ends = [float(s.timestamps[-1]) for s in series if len(s)]
+    if not ends:
+        return None
+    newest = max(ends)
+    return min(e for e in ends if e >= newest - overlap)
 
 
 _WORKLOAD_LABELS = ("deployment", "statefulset")
@@ -183,7 +203,9 @@ class DetectStage:
     seconds refreshes that finding (same id, same start) instead of opening a new one, so
     one incident is one finding however many ticks it lasts; a finding whose series has
     been quiet for ``resolve_after`` seconds is resolved. Open findings are re-read from
-    the store on the first tick, so a restarted daemon continues the same incidents.
+    the store on the first tick, so a restarted daemon continues the same incidents. An
+    anomaly on a pod's series that a change in its workload's pod count explains opens
+    no finding for ``replica_change_hold`` seconds (``vigil.agent.replica_changes``).
     """
 
     name = "detect"
@@ -195,9 +217,13 @@ class DetectStage:
         *,
         min_severity: Severity,
         resolve_after: float = 900.0,
+        replica_change_hold: float = 1800.0,
     ) -> None:
         if resolve_after <= 0:
             raise ValueError(f"resolve_after must be > 0 seconds, got {resolve_after}")
+        from vigil.agent.replica_changes import ReplicaChanges
+
+        self._replicas = ReplicaChanges(replica_change_hold) if replica_change_hold else None
         self._engine = engine
         self._store = store
         self._min = Severity(min_severity)
@@ -219,10 +245,17 @@ class DetectStage:
             # Refits are the refit job's (or stage's), never the detect stage's.
             report = self._engine.observe(ctx.series, ctx.now, refit=False)
             ctx.warming_up.update(report.warming_up)
+            if self._replicas is not None:
+                self._replicas.observe(ctx.series, ctx.now)
             for anomaly in report.anomalies:
                 ctx.anomalies.append(anomaly)
-                if anomaly.severity.at_least(self._min):
-                    self._record(anomaly, ctx, open_)
+                if not anomaly.severity.at_least(self._min):
+                    continue
+                if self._replicas is not None and self._replicas.explains(anomaly, ctx.now):
+                    # Per-pod load shifted because the workload just scaled or rolled.
+                    log.debug("%s: explained by a change in its pod count", anomaly.series)
+                    continue
+                self._record(anomaly, ctx, open_)
         for subject, (_, last, fid) in list(open_.items()):
             if ctx.now - last >= self._quiet:
                 self._store.resolve_finding(fid, ctx.now)

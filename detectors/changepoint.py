@@ -3,19 +3,32 @@
 Third member of the ensemble: a step that is small against the noise of each point
 (so the seasonal and ETS residuals stay quiet) still adds up here. At fit each row gets
 its season (``periods``), a reference level (median of the last ``level_window``
-deseasonalised points) and a noise scale from first differences (which a level shift
-barely moves). Each update adds ``z - drift`` to the upper and ``-z - drift`` to the
-lower sum; the raw score is the larger sum. Once a sum passes ``reset × threshold`` the
-shift is accepted: the reference moves to the recent mean and the sums restart.
+deseasonalised points) and a noise scale. Each update adds ``z - drift`` to the upper
+and ``-z - drift`` to the lower sum; the raw score is the larger sum. Once a sum passes
+``reset × threshold`` the shift is accepted: the reference moves to the recent mean and
+the sums restart.
+
+The scale is the *long-run* one: the spread of ``batch``-point means (from the
+differences of consecutive batch means, which a level shift barely moves) times
+``√batch``, never below the point-to-point noise. Metrics such as
+``rate(x[5m])`` sampled every minute are strongly autocorrelated (lag-1 correlation
+0.9 and more); scaled by point noise alone, their natural wander adds up in the sums
+like a shift, and the twin showed CUSUM over its threshold a third of the time.
+
+A level shift can only be told from a daily swing once the daily season could be
+learned: a row is ready only when its own history spans ``season_cycles`` days (when
+the step allows a daily season at all). Younger rows (new pods, a fresh install) are
+warming up for this member; the seasonal and Holt-Winters members, whose local level
+follows a slow swing, score them meanwhile.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vigil.detectors._robust import nanmedian, robust_scale, scale_floor
+from vigil.detectors._robust import nanmean, nanmedian, robust_scale, scale_floor
 from vigil.detectors.base import BoolArray, FloatArray, IntArray, Scores, as_matrix
-from vigil.detectors.periods import detect_periods, phase_index, seasonal_profile
+from vigil.detectors.periods import DAY, detect_periods, phase_index, seasonal_profile
 
 __all__ = ["CusumDetector"]
 
@@ -24,7 +37,7 @@ class CusumDetector:
     """Two-sided CUSUM level-shift detector (univariate, level-invariant)."""
 
     name = "cusum"
-    version = "1.0"
+    version = "1.1"
     multivariate = False
     level_invariant = True
     uses_season = True
@@ -40,6 +53,8 @@ class CusumDetector:
         slow_alpha: float = 0.01,
         min_points: int = 36,
         min_acf: float = 0.3,
+        batch: int = 30,
+        season_cycles: float = 3.0,
     ) -> None:
         if drift <= 0 or threshold <= 0 or reset < 1:
             raise ValueError(
@@ -54,6 +69,13 @@ class CusumDetector:
         self.slow_alpha = float(slow_alpha)
         self.min_points = int(min_points)
         self.min_acf = float(min_acf)
+        if batch < 1 or season_cycles < 0:
+            raise ValueError(
+                f"cusum needs batch >= 1 point and season_cycles >= 0, got {batch}, {season_cycles}"
+            )
+        self.batch = int(batch)
+        self.season_cycles = float(season_cycles)
+        self.needed: IntArray = np.zeros(0, dtype=np.int64)
         self.periods: IntArray = np.zeros(0, dtype=np.int64)
         self.profile: FloatArray = np.zeros((0, 1))
         self.scale: FloatArray = np.zeros(0)
@@ -71,7 +93,10 @@ class CusumDetector:
     def fit(self, history: FloatArray, step: float, *, periods: IntArray | None = None) -> None:
         x = as_matrix(history, "history")
         n_rows, n_points = x.shape
-        self._ready = np.count_nonzero(~np.isnan(x), axis=1) >= self.min_points
+        valid = ~np.isnan(x)
+        span = np.where(valid.any(axis=1), n_points - np.argmax(valid, axis=1), 0)
+        self.needed = np.full(n_rows, max(self.min_points, self.season_points(step)))
+        self._ready = (np.count_nonzero(valid, axis=1) >= self.min_points) & (span >= self.needed)
         self.periods = detect_periods(x, step, min_acf=self.min_acf) if periods is None else periods
         self.profile = seasonal_profile(x, self.periods)
         cols = np.arange(n_points)
@@ -82,12 +107,33 @@ class CusumDetector:
         floor = scale_floor(x) if n_points > 1 else np.full(n_rows, 1e-9)
         # Differences cancel a level shift but double the noise variance: divide by √2.
         diff_scale = robust_scale(np.diff(deseason, axis=1), axis=1) / np.sqrt(2.0)
-        self.scale = np.where(np.isfinite(diff_scale), np.maximum(diff_scale, floor), floor)
+        point = np.where(np.isfinite(diff_scale), np.maximum(diff_scale, floor), floor)
+        long_run = self._long_run_scale(deseason)
+        self.scale = np.where(np.isfinite(long_run), np.maximum(long_run, point), point)
         self.reference = np.nan_to_num(nanmedian(deseason[:, -self.level_window :], axis=1))
         self._fast = self.reference.copy()
         self._upper = np.zeros(n_rows)
         self._lower = np.zeros(n_rows)
         self._t = n_points
+
+    def season_points(self, step: float) -> int:
+        """Points of history a row needs before a shift can be told from a daily swing."""
+        if step <= 0 or round(DAY / step) < 4:
+            return 0  # too coarse a step for a daily season: nothing to wait for
+        return int(np.ceil(self.season_cycles * DAY / step))
+
+    def _long_run_scale(self, deseason: FloatArray) -> FloatArray:
+        """σ of the sums CUSUM adds up: spread of batch means × √batch (NaN if too short)."""
+        n_rows, n_points = deseason.shape
+        b = self.batch
+        usable = n_points // b * b
+        if b == 1 or usable < 3 * b:
+            return np.full(n_rows, np.nan)
+        blocks = deseason[:, n_points - usable :].reshape(n_rows, -1, b)
+        means = nanmean(blocks, axis=2)
+        # Differences of consecutive means, as for the point scale: a shift moves one.
+        scale = robust_scale(np.diff(means, axis=1), axis=1) / np.sqrt(2.0) * np.sqrt(b)
+        return np.asarray(scale, dtype=np.float64)
 
     def update(self, values: FloatArray) -> Scores:
         x = as_matrix(values, "values")

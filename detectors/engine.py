@@ -60,6 +60,7 @@ class DetectionReport:
     scored: int
     durations: Mapping[str, float] = field(default_factory=dict)
     multivariate_skipped: int = 0
+    below_min_change: int = 0
 
     def warming_up_lines(self) -> list[str]:
         """``series: warming up, N of M points`` per warming-up series."""
@@ -102,6 +103,7 @@ class DetectionEngine:
         self._nursery: dict[str, _Pending] = {}
         self._sensitivity: dict[str, float] = {}
         self._last_seen: dict[str, float] = {}
+        self._small = 0
         self._rules = [
             SloRule(r.metric, r.kind, r.limit, dict(r.labels)) for r in self.settings.slo_rules
         ]
@@ -169,6 +171,7 @@ class DetectionEngine:
         anomalies: list[Anomaly] = []
         flagged: list[tuple[Bank, int]] = []
         scored = 0
+        self._small = 0
         for bank in self._banks:
             batch = per_bank.get(id(bank), [])
             new = self._new_columns(bank, batch, now_ts)
@@ -198,6 +201,7 @@ class DetectionEngine:
             scored=scored,
             durations=timings,
             multivariate_skipped=skipped,
+            below_min_change=self._small,
         )
 
     # ------------------------------------------------------------------ internals
@@ -269,6 +273,10 @@ class DetectionEngine:
             score = float(np.nanmax(res.score[row, cols]))
             sid = bank.ids[row]
             meta = self._meta[sid]
+            unit = self.settings.units.get(meta.metric, guess_unit(meta.metric))
+            if not self._significant(value, float(res.expected[row, end_col]), unit):
+                self._small += 1
+                continue
             out.append(
                 Anomaly(
                     metric=meta.metric,
@@ -282,12 +290,26 @@ class DetectionEngine:
                     expected_high=max(low, high),
                     detector="ensemble",
                     detector_version=bank.ensemble.version,
-                    unit=self.settings.units.get(meta.metric, guess_unit(meta.metric)),
+                    unit=unit,
                     description=self.settings.descriptions.get(meta.metric, ""),
                 )
             )
         bank.run_start = np.where(ended, np.nan, bank.run_start)
         return out
+
+    def _significant(self, value: float, expected: float, unit: str) -> bool:
+        """Whether ``value`` departs from ``expected`` enough to matter to a person.
+
+        Statistics alone page on smooth metrics for a few percent; ``min_change``
+        (relative) and ``min_change_by_unit`` (absolute) set the practical floor.
+        """
+        if not math.isfinite(expected):
+            return True
+        floor = max(
+            self.settings.min_change * abs(expected),
+            self.settings.min_change_by_unit.get(unit, 0.0),
+        )
+        return abs(value - expected) >= floor
 
     def _workload(self, sid: str) -> tuple[str, ...] | None:
         labels = self._meta[sid].labels
@@ -493,9 +515,12 @@ class DetectionEngine:
         for bank in self._banks:
             not_ready = np.flatnonzero(~bank.ensemble.ready)
             if not_ready.size:
+                # A fitted row can still wait for a member that needs more history
+                # (the change-point member: days, to tell a daily swing from a shift).
                 counts = bank.valid_counts()
+                needed = bank.ensemble.needed
                 for row in not_ready:
-                    out[bank.ids[row]] = (int(counts[row]), need)
+                    out[bank.ids[row]] = (int(counts[row]), int(max(need, needed[row])))
         return out
 
 

@@ -18,7 +18,15 @@ from typing import cast
 
 import numpy as np
 
-from vigil.detectors.base import BoolArray, Detector, FloatArray, Scores, SeasonAware, as_matrix
+from vigil.detectors.base import (
+    BoolArray,
+    Detector,
+    FloatArray,
+    IntArray,
+    Scores,
+    SeasonAware,
+    as_matrix,
+)
 from vigil.detectors.periods import detect_periods
 
 __all__ = ["Ensemble", "EnsembleScores", "calibrate", "default_members"]
@@ -101,6 +109,17 @@ class Ensemble:
         for member in self.members[1:]:
             ready = ready & member.ready
         return ready
+
+    @property
+    def needed(self) -> IntArray:
+        """Per row: points of history the slowest member waits for before it scores."""
+        rows = self.members[0].ready.size
+        out = np.full(rows, self.min_points, dtype=np.int64)
+        for member in self.members:
+            own = getattr(member, "needed", None)
+            if isinstance(own, np.ndarray) and own.shape == (rows,):
+                out = np.maximum(out, own)
+        return out
 
     def fit(self, history: FloatArray, step: float) -> None:
         x = as_matrix(history, "history")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.detectors.base import FloatArray
+from vigil.detectors.base import Detector, FloatArray
 from vigil.detectors.ensemble import Ensemble
 
 __all__ = [
@@ -55,6 +55,11 @@ class NabConfig:
     ``novelty_tolerance``: fraction of the seen range a new extreme must pass.
     ``window`` and ``quiet`` were chosen on NAB's four development categories
     (neighbouring values score within about 3 points, see docs/detection.md).
+    ``cusum_batch``/``cusum_season_cycles``: the change-point member as the NAB figures
+    were measured (point-noise scale, no wait for a daily season). The agent's default
+    (30-point long-run scale, three days' wait) pages far less on autocorrelated cluster
+    metrics but scores 60.04 / 51.66 / 65.48 here instead of 67.95 / 61.68 / 72.58:
+    NAB rewards early, sensitive detection and its series are only two weeks long.
     """
 
     members: str = "ensemble"
@@ -67,16 +72,25 @@ class NabConfig:
     margin: float = 0.1
     damp: float = 0.0
     novelty_tolerance: float = 0.01
+    cusum_batch: int = 1
+    cusum_season_cycles: float = 0.0
 
 
-def _members(name: str) -> Ensemble:
+def _members(name: str, cfg: NabConfig) -> Ensemble:
     from vigil.detectors.changepoint import CusumDetector
     from vigil.detectors.ets import HoltWintersDetector
     from vigil.detectors.seasonal import SeasonalBaseline
 
+    def cusum() -> Detector:
+        return CusumDetector(batch=cfg.cusum_batch, season_cycles=cfg.cusum_season_cycles)
+
     if name == "ensemble":
-        return Ensemble()
-    single = {"seasonal": SeasonalBaseline, "ets": HoltWintersDetector, "cusum": CusumDetector}
+        return Ensemble([SeasonalBaseline(), HoltWintersDetector(), cusum()])
+    single: dict[str, Callable[[], Detector]] = {
+        "seasonal": SeasonalBaseline,
+        "ets": HoltWintersDetector,
+        "cusum": cusum,
+    }
     return Ensemble([single[name]()])
 
 
@@ -116,7 +130,7 @@ def member_scores(
     cfg = config or NabConfig()
     n = values.size
     start = probationary_length(n)
-    ensemble = _members(cfg.members)
+    ensemble = _members(cfg.members, cfg)
     raw = {m.name: np.zeros(n) for m in ensemble.members}
     if n < 3 or start < 2:
         return raw

@@ -92,6 +92,21 @@ class DetectionSettings(BaseModel):
         le=1,
         description="Calibrated score from which an anomaly is critical (else warning).",
     )
+    min_change: float = Field(
+        0.2,
+        ge=0,
+        description="Smallest departure from the expected value that pages, as a fraction "
+        "of the expected value (0.2: 20 %). Busy metrics are smooth and strongly "
+        "autocorrelated, so a 5 % wiggle can be many sigmas out yet mean nothing to a "
+        "person; on the twin every injected incident departs by 30 % or more while 97 % "
+        "of the quiet-time alarms stay under 20 %. 0 pages on statistics alone.",
+    )
+    min_change_by_unit: dict[str, float] = Field(
+        default_factory=lambda: {"ratio": 0.005},
+        description="Unit → smallest absolute departure that pages, in that unit, for "
+        "metrics that sit near zero where a relative change means little: 'ratio': 0.005 "
+        "(half a percentage point of 5xx). Units as in 'units' or guessed from the name.",
+    )
     stale_after: float = Field(
         6 * 3600.0,
         gt=0,

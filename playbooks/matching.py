@@ -252,7 +252,20 @@ def _rollout_recent(
         return f"no rollout of {workload} is known"
     if now - when > timedelta(seconds=within):
         return f"last rollout of {workload} was {(now - when).total_seconds() / 60:.0f} min ago"
+    if finding.started_at < when - _ROLLOUT_SLACK:
+        # The anomaly was there before the rollout, so the rollout cannot have caused
+        # it; undoing it would roll back whatever it shipped (on the twin: the on-call's
+        # leak fix, undone five minutes after it went out).
+        return (
+            f"the anomaly began at {finding.started_at:%H:%M} UTC, before the last rollout "
+            f"of {workload} at {when:%H:%M} UTC"
+        )
     return ""
+
+
+# Findings are back-dated to the first anomalous point of their k-of-n window; allow
+# that much (and scrape lag) before calling an anomaly older than the rollout.
+_ROLLOUT_SLACK = timedelta(minutes=2)
 
 
 def plan_for_step(

@@ -36,7 +36,14 @@ __all__ = [
 ]
 
 Seconds = Annotated[float, Field(gt=0)]
-CONDITION_TYPES = ("CrashLoopBackOff", "OOMKilled", "NodeNotReady", "NodePressure", "RolloutStuck")
+CONDITION_TYPES = (
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "NodeNotReady",
+    "NodePressure",
+    "NodeRecovered",
+    "RolloutStuck",
+)
 PROMQL_PLACEHOLDERS = ("namespace", "name", "workload", "pod", "node", "container")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -113,8 +120,16 @@ class ConditionWhen(_Model):
     """A Kubernetes condition reported by the agent's cluster watch."""
 
     type: Literal[
-        "CrashLoopBackOff", "OOMKilled", "NodeNotReady", "NodePressure", "RolloutStuck"
-    ] = Field(..., description="The condition.")
+        "CrashLoopBackOff",
+        "OOMKilled",
+        "NodeNotReady",
+        "NodePressure",
+        "NodeRecovered",
+        "RolloutStuck",
+    ] = Field(
+        ...,
+        description="The condition. NodeRecovered: a node vigil cordoned is healthy again.",
+    )
     min_count: int = Field(
         1, ge=1, description="Fewest repeats (e.g. OOM kills in the finding's window) that match."
     )

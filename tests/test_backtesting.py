@@ -8,13 +8,23 @@ import pytest
 
 from vigil.agent.backtesting import run_backtest
 from vigil.agent.config import load_config
-from vigil.core import ManualClock
+from vigil.core import ManualClock, ObjectRef
 from vigil.sim import build_twin, small_scenario
+from vigil.sim.faults import Fault
+from vigil.sim.scenario import DEFAULT_START
 
 
 @pytest.mark.timeout(300)
 def test_backtest_replays_history_in_dry_run_and_changes_nothing() -> None:
-    scenario = small_scenario(days=1.0)
+    # A bad deploy at 20:00 gives detection something real to find (a quiet day of the
+    # twin pages nobody).
+    bad = Fault(
+        "bad-deploy",
+        ObjectRef("Deployment", "shop", "checkout"),
+        DEFAULT_START + timedelta(hours=20),
+        timedelta(hours=2),
+    )
+    scenario = small_scenario(days=1.0, faults=(bad,))
     clock = ManualClock(scenario.start)
     twin = build_twin(scenario, clock=clock)
     twin.advance_to(scenario.end)
@@ -27,7 +37,7 @@ def test_backtest_replays_history_in_dry_run_and_changes_nothing() -> None:
     )
     assert fractions and fractions[-1] == pytest.approx(1.0)
     assert report.start == start and report.end == scenario.end
-    assert report.findings > 0, "a day of the twin's noise gives detection something to find"
+    assert report.findings > 0, "the bad deploy is found"
     fired = sum(p.fired for p in report.playbooks)
     assert fired + report.unmatched == report.findings
     after = [(w.ref, w.replicas, w.revision) for w in twin.cluster.list_workloads()]

@@ -129,3 +129,22 @@ def test_ask_status_and_forecast_answer_from_the_demo_store(demo: DemoResult) ->
     shown = CliRunner().invoke(app, ["--config", config, "forecast", "checkout", "--stored"])
     assert shown.exit_code == 0, shown.output
     assert "replicas planned for that peak" in shown.output
+
+
+@pytest.mark.timeout(600)
+def test_findings_mean_something(demo: DemoResult) -> None:
+    # Before the fix (issue 4) a demo day raised about a thousand findings, 95 % of them
+    # tied to no incident (per-pod CPU of young pods, daily swings taken for shifts).
+    score = demo.score
+    assert score.detected == len(score.incidents), render_text(demo)
+    assert score.findings_unmatched <= 0.5 * score.findings_total
+    assert score.findings_unmatched <= 40 * demo.days
+    assert score.notifications <= 8 * score.findings_total
+
+
+@pytest.mark.timeout(600)
+def test_the_demo_cordons_and_uncordons_a_failed_node(demo: DemoResult) -> None:
+    with SqliteStore.open(demo.store_path, readonly=True) as store:
+        rows = store.journal_list(limit=100_000)
+    node = [e for e in rows if e.target.kind == "Node" and e.status is ActionStatus.SUCCEEDED]
+    assert [e.action for e in sorted(node, key=lambda e: e.id)] == ["cordon", "uncordon"]

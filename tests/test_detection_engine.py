@@ -70,6 +70,9 @@ def settings(**kw: object) -> DetectionSettings:
     base: dict[str, object] = {
         "descriptions": {"latency_p99_seconds": "p99 latency"},
         "multivariate_budget": 0.0,
+        # These tests are about the statistics; test_small_departures_do_not_page
+        # covers the practical floor.
+        "min_change": 0.0,
     }
     base.update(kw)
     return DetectionSettings.model_validate(base)
@@ -86,7 +89,9 @@ def test_new_series_warm_up_then_score() -> None:
     assert report.warming_up_lines() == [f"{sid}: warming up, 10 of 36 points"]
     for i in range(10, 40):
         report = engine.observe([make_series(values, i, i + 1, labels)], at(i))
-    assert report.warming_up == {}
+    # Scored from 36 points on, but still warming up until the change-point member has
+    # three days (864 five-minute points) to tell a daily swing from a level shift.
+    assert report.warming_up == {sid: (40, 864)}
     report = engine.observe([make_series(values, 40, 41, labels)], at(40))
     assert report.scored == 1
 

@@ -41,6 +41,14 @@ def test_latency_anomaly_soon_after_a_rollout_undoes_it(cluster: TwinCluster) ->
     assert m2 is not None and m2.playbook.name == "notify-only"  # the rollout is old news
 
 
+def test_an_anomaly_older_than_the_rollout_does_not_undo_it(cluster: TwinCluster) -> None:
+    # The leak's latency began before on-call shipped the fix (a rollout restart): the
+    # rollout did not cause it, and undoing it would undo the fix.
+    f = anomaly(labels={"namespace": "shop", "service": "cart"}, start=T0 - timedelta(minutes=45))
+    m = match_finding(f, BOOKS, now=T0, cluster=cluster, dry_run=False)
+    assert m is not None and m.playbook.name == "notify-only"
+
+
 def test_the_same_anomaly_long_after_a_rollout_only_notifies(cluster: TwinCluster) -> None:
     f = anomaly(labels={"namespace": "shop", "service": "search"})
     m = match_finding(f, BOOKS, now=T0, cluster=cluster)

@@ -61,6 +61,7 @@ def test_every_builtin_loads_and_covers_the_issue() -> None:
         "saturation-scale-out",
         "node-not-ready-cordon",
         "node-pressure-cordon",
+        "node-recovered-uncordon",
         "notify-only",
     }
     for book in books.values():

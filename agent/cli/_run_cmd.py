@@ -47,6 +47,7 @@ def run(
     """
     import logging
 
+    from vigil.agent.cluster_watch import ClusterWatchStage
     from vigil.agent.daemon import DaemonServices, approval_links, build_notify
     from vigil.agent.metrics import Metrics
     from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
@@ -90,6 +91,8 @@ def run(
             max_delay=cfg.notify.max_delay,
         )
         engine = build_playbook_engine(cfg, store=store, cluster=cluster, metrics=source)
+        # node conditions, recoveries and OOM kills become findings the playbooks act on
+        watch = [ClusterWatchStage(cluster, store)] if cluster is not None else []
         detector, challenger = detection_engine(cfg), challenger_engine(cfg)
         loop = build_loop(
             cfg,
@@ -97,7 +100,7 @@ def run(
             store=store,
             clock=clock,
             engine=detector,
-            extra_stages=[PlaybookStage(engine, store, clock), notify],
+            extra_stages=[*watch, PlaybookStage(engine, store, clock), notify],
             cluster=cluster,
             challenger=challenger,
             refit_in_tick=False,

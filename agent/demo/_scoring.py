@@ -6,6 +6,7 @@ seed and the store the run left behind. Called by ``vigil.agent.demo.run_demo``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -81,6 +82,20 @@ def _finding_ref(finding: Finding) -> ObjectRef | None:
     return finding.target
 
 
+def _raised_at(findings: list[Finding], ticks: list[datetime]) -> dict[str, datetime]:
+    """When each finding was first raised: the first tick at or after its start.
+
+    A stored finding's ``observed_at`` is its *last* sighting (every tick of an ongoing
+    incident refreshes it), so scoring detection with it made long findings look late
+    and let findings raised before an incident count for it.
+    """
+    out = {}
+    for f in findings:
+        at = bisect.bisect_left(ticks, f.started_at)
+        out[f.id] = ticks[at] if at < len(ticks) else f.observed_at
+    return out
+
+
 def _totals(summary: dict[str, dict[str, float]]) -> dict[str, float]:
     return {
         "replica_hours": sum(v["replica_hours"] for v in summary.values()),
@@ -105,6 +120,8 @@ def score_run(
     findings = [
         f for f in store.findings_between(start, end) if not f.subject.startswith("scaling:")
     ]
+    ticks = sorted(t.started_at for t in store.recent_ticks(limit=1_000_000))
+    raised = _raised_at(findings, ticks)
     incidents = twin.incidents()
     off = {i.id: i for i in baseline.incidents()}
     matched: set[str] = set()
@@ -113,10 +130,10 @@ def score_run(
         hits = []
         for f in findings:
             ref = _finding_ref(f)
-            if ref is not None and inc.covers(ref, f.observed_at):
+            if ref is not None and inc.covers(ref, raised[f.id]):
                 hits.append(f)
                 matched.add(f.id)
-        first = min((f.observed_at for f in hits), default=None)
+        first = min((raised[f.id] for f in hits), default=None)
         twin_off = off.get(inc.id)
         outcomes.append(
             IncidentOutcome(

@@ -1,8 +1,9 @@
 """The demo's detection engine and extra tick stages, composed from what vigil has.
 
-Detection (``vigil.detectors``), the playbook engine with every guardrail acting on the
-twin's ``Cluster`` (auto mode: the cluster is simulated), and notifications to a local
-JSON-lines file. The same builders serve ``vigil run``; only the ports differ.
+Detection (``vigil.detectors``), the cluster watch (node conditions as findings), the
+playbook engine with every guardrail acting on the twin's ``Cluster`` (auto mode: the
+cluster is simulated), and notifications to a local JSON-lines file. The same builders
+serve ``vigil run``; only the ports differ.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ def demo_stages(
     config: Config, *, twin: Twin, store: SqliteStore, clock: ManualClock
 ) -> tuple[AnomalyEngine | None, list[Stage]]:
     """The detection engine (or ``None``) and the stages after detection."""
+    from vigil.agent.cluster_watch import ClusterWatchStage
     from vigil.agent.daemon import build_notify
     from vigil.agent.playbook_stage import PlaybookStage, build_playbook_engine
     from vigil.agent.wiring import detection_engine
 
     engine = build_playbook_engine(config, store=store, cluster=twin.cluster, metrics=twin.metrics)
     notify, _worker = build_notify(config, store, clock)
-    return detection_engine(config), [PlaybookStage(engine, store, clock), notify]
+    watch = ClusterWatchStage(twin.cluster, store)
+    return detection_engine(config), [watch, PlaybookStage(engine, store, clock), notify]
