@@ -44,7 +44,13 @@ from vigil.core import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+
     from vigil.core import HpaInfo
+    from vigil.detectors.forecasting import AutoForecaster
+    from vigil.detectors.forecasting.base import Prediction
     from vigil.detectors.scaling import PredictiveScaler, ScalingDecision
     from vigil.detectors.scaling_settings import ScalingGroup, ScalingSettings, ScalingWorkload
 
@@ -90,6 +96,29 @@ def _coarse(series: Series, step: float) -> Series:
     means = np.add.reduceat(series.values, starts) / counts
     times = (bins[starts] + 1) * step  # a bin is stamped at its end, as a rate would be
     return Series(series.metric, series.labels, times, means)
+
+
+class _KeyedForecaster:
+    """``AutoForecaster`` seen as a plain ``Forecaster`` for one workload: its model choice
+    is cached under the workload's key instead of re-selected on every forecast."""
+
+    def __init__(self, auto: AutoForecaster, key: str) -> None:
+        self._auto = auto
+        self._key = key
+        self.name = auto.name
+        self.version = auto.version
+
+    def min_history(self, periods: Sequence[int]) -> int:
+        return self._auto.min_history(periods)
+
+    def predict(
+        self,
+        history: npt.NDArray[np.float64],
+        horizon: int,
+        periods: Sequence[int],
+        quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+    ) -> Prediction:
+        return self._auto.predict(history, horizon, periods, quantiles, keys=[self._key])
 
 
 @dataclass
@@ -162,6 +191,7 @@ class ScalingStage:
             ref = ObjectRef(w.kind, w.namespace, w.name)
             self._states.append(_State(w, settings, ref))
         self._restarted = True
+        self._selector: AutoForecaster | None = None
 
     @property
     def workloads(self) -> list[str]:
@@ -422,14 +452,14 @@ class ScalingStage:
         """Every ``forecast_every_s``: the demand forecast over ``forecast_horizon_s``."""
         if state.forecast_at is not None and ctx.now - state.forecast_at < self._forecast_every:
             return
-        from vigil.detectors.forecasting import AutoForecaster, forecast_series
+        from vigil.detectors.forecasting import forecast_series
 
         history = _coarse(state.history(), FORECAST_STEP_S)
         step = float(np.median(np.diff(history.timestamps))) if len(history) > 1 else self._step
         horizon = max(1, math.ceil(self._group.forecast_horizon_s / step))
         try:
             fc = forecast_series(
-                AutoForecaster(),
+                _KeyedForecaster(self._auto(), state.key),
                 history,
                 horizon=horizon,
                 quantiles=self._group.quantiles,
@@ -443,6 +473,15 @@ class ScalingStage:
         self._store.record_forecast(fc)
         state.forecast_at = ctx.now
         ctx.forecasts.append(fc)
+
+    def _auto(self) -> AutoForecaster:
+        """One model selector for all workloads, remembering each one's choice (the
+        rolling-origin backtest runs again every ``reselect_every`` forecasts)."""
+        if self._selector is None:
+            from vigil.detectors.forecasting import AutoForecaster
+
+            self._selector = AutoForecaster()
+        return self._selector
 
     def _resolve_previous(self, state: _State, now: datetime) -> None:
         """A decision is one-shot: the tick after it, it is done (acted on or refused)."""
