@@ -148,3 +148,31 @@ def test_the_demo_cordons_and_uncordons_a_failed_node(demo: DemoResult) -> None:
         rows = store.journal_list(limit=100_000)
     node = [e for e in rows if e.target.kind == "Node" and e.status is ActionStatus.SUCCEEDED]
     assert [e.action for e in sorted(node, key=lambda e: e.id)] == ["cordon", "uncordon"]
+
+
+def test_plain_read_commands_find_the_demo_next_door(
+    demo: DemoResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vigil demo` then `vigil status` in the same folder, with no --config: the demo's
+    store is read (and said so), as long as no store of one's own is there."""
+    import json
+    import os
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from vigil.agent.cli import app
+
+    (tmp_path / "vigil-demo").mkdir()
+    shutil.copy(demo.out_dir / "vigil.yaml", tmp_path / "vigil-demo" / "vigil.yaml")
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("VIGIL_")]:
+        monkeypatch.delenv(key)
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "reading the demo's" in result.stderr
+    assert len(json.loads(result.stdout)["ticks"]) == 5
+    # a store of one's own wins
+    (tmp_path / "vigil.db").write_bytes(b"")
+    mine = CliRunner().invoke(app, ["status", "--json"])
+    assert "reading the demo's" not in mine.stderr

@@ -76,7 +76,7 @@ def ask(
     from vigil.core import VigilError
     from vigil.nlq import render_text
 
-    cfg = state.config()
+    cfg = state.config(reading=True)
     try:
         asker = _asker(cfg, _engine(cfg, kube=kube))
         answer = asker.ask(question)
@@ -104,7 +104,7 @@ def chat(
     from vigil.core import VigilError
     from vigil.nlq import run_chat
 
-    cfg = state.config()
+    cfg = state.config(reading=True)
     try:
         asker = _asker(cfg, _engine(cfg, kube=kube))
     except VigilError as exc:

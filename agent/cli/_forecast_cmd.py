@@ -162,7 +162,7 @@ def forecast(
     """Show a workload's demand history, forecast band, next peak and planned replicas."""
     from vigil.detectors.engine import guess_unit
 
-    cfg = state.config()
+    cfg = state.config(reading=True)
     target = _workload(cfg, workload)
     if target is None and not _PROMQL_CHARS & set(workload):
         known = ", ".join(f"{w.namespace}/{w.name}" for w in cfg.scaling.workloads)

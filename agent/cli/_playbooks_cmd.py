@@ -121,7 +121,7 @@ def actions(
         allowed = ", ".join(s.value for s in ActionStatus)
         fail(f"unknown --status {status}; allowed: {allowed}", code=2)
     try:
-        with open_store(state.config(), readonly=True) as store:
+        with open_store(state.config(reading=True), readonly=True) as store:
             rows = store.journal_list(
                 statuses=statuses, namespace=namespace, playbook=playbook, limit=limit
             )

@@ -165,7 +165,7 @@ def status(
     from vigil.core import ActionStatus, VigilError
     from vigil.detectors.shadow import latest_labels, sensitivity_table
 
-    cfg = state.config()
+    cfg = state.config(reading=True)
     try:
         store = open_store(cfg, readonly=True)
     except VigilError as exc:

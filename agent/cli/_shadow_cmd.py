@@ -83,7 +83,7 @@ def report(
         settings_fingerprint,
     )
 
-    cfg = state.config()
+    cfg = state.config(reading=True)
     when = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
     try:
         with open_store(cfg, readonly=True) as store:

@@ -111,7 +111,8 @@ def render_text(result: DemoResult) -> str:
         f"Notifications sent: {s.notifications} (to {result.notifications_path})",
         f"Tick errors: {result.tick_errors} of {result.ticks} ticks; time per stage: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in result.stage_seconds.items()),
-        f"Store: {result.store_path}; its config: {result.out_dir / 'vigil.yaml'}",
+        f"Store: {result.store_path}; its config: {result.out_dir / 'vigil.yaml'} "
+        "(read by `vigil status`, `ask`, `forecast` run next to the default ./vigil-demo)",
         f"  try: vigil --config {result.out_dir / 'vigil.yaml'} status",
         f'       vigil --config {result.out_dir / "vigil.yaml"} ask "what happened to checkout?"',
     ]
