@@ -93,7 +93,14 @@ def write_config(tmp_path: Path, **detection: Any) -> Path:
     doc = {
         "store": {"path": str(tmp_path / "vigil.db")},
         "prometheus": {"step": STEP, "lookback": N * STEP},
-        "detection": {"history": N * STEP, "queries": {METRIC: "p99 by service"}, **detection},
+        # min_change 0: these tests are about the shadow and feedback plumbing on 4σ
+        # bursts (≈11 % of the level); the practical floor has its own tests
+        "detection": {
+            "history": N * STEP,
+            "queries": {METRIC: "p99 by service"},
+            "min_change": 0.0,
+            **detection,
+        },
     }
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
@@ -203,9 +210,12 @@ def test_feedback_lowers_sensitivity_in_the_running_agent_and_after_a_restart(
     path = write_config(tmp_path)
     config = load_config(path)
     b, d = latency(3), latency(7)
-    for start in (N + 1, N + 25, N + 49, N + 73):  # one borderline burst every two hours
-        b[start : start + 3] = level(4)
-        d[start : start + 3] = level(4)
+    # one borderline burst every two hours: 4.5σ pages at sensitivity 1 and not at 0.64
+    # (checked on seed pairs 3/7 and 11/12 … 21/22; with two days of history the
+    # change-point member is still warming up, so the burst is the others' call)
+    for start in (N + 1, N + 25, N + 49, N + 73):
+        b[start : start + 3] = level(4.5)
+        d[start : start + 3] = level(4.5)
     source = ArraySource({"b": b, "d": d})
     clock = ManualClock(at(N - 1))
 
