@@ -141,3 +141,21 @@ def test_a_ratio_pages_only_past_its_absolute_floor() -> None:
     engine = DetectionEngine(settings())
     reports = feed(engine, "http_error_ratio", labels, errors, first=n)
     assert [a for r in reports for a in r.anomalies]
+
+
+def test_an_anomaly_reports_the_point_furthest_outside_its_expected_range() -> None:
+    # a surge that peaks and eases inside one 10-minute tick while still far out: the
+    # finding names the peak, not whichever point happened to be the tick's last
+    n = 4 * DAY
+    values = 200.0 + 0.3 * ar1(n + 120, 0.3, 6)
+    shape = np.r_[np.linspace(1.5, 3.0, 5), np.linspace(2.9, 1.6, 25)]
+    values[n + 2 : n + 32] *= shape
+    engine = DetectionEngine(settings())
+    labels = {"namespace": "shop", "service": "cart"}
+    reports = feed(engine, "http_requests_per_second", labels, values, first=n)
+    found = [a for r in reports for a in r.anomalies]
+    assert found
+    for a in found:
+        assert a.value > a.expected_high, a.summary()
+    first = found[0]  # the tick holding the peak (x3.0 at point n + 6)
+    assert first.value == pytest.approx(values[n + 6])
