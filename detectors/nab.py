@@ -62,7 +62,7 @@ class NabConfig:
     ``cusum_batch``/``cusum_season_cycles``: the change-point member as the NAB figures
     were measured (point-noise scale, no wait for a daily season). The agent's default
     (30-point long-run scale, three days' wait) pages far less on autocorrelated cluster
-    metrics but scores 60.04 / 51.66 / 65.48 here instead of 67.95 / 61.68 / 72.58:
+    metrics but scores 66.56 / 59.76 / 72.25 here instead of 70.36 / 64.37 / 75.25:
     NAB rewards early, sensitive detection and its series are only two weeks long.
     """
 
