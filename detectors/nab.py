@@ -11,10 +11,11 @@ for every file, and the label files are never opened.
 The NAB score of a row (``nab_scores``) is the larger of the ensemble members'
 evidence judged against its own recent history (an anomaly likelihood) and the
 novelty of the value (outside every value seen before), passed through a causal
-"new peak" filter: a row keeps its score only if it beats every score of the previous
-``quiet`` rows by a margin. NAB counts each row above its threshold outside an anomaly
-window as a false positive, and only the first detection inside a window, so echoes of
-an alarm can only cost.
+"new peak" filter (``new_peaks``): a row keeps its score only if it beats the scores of
+the previous ``quiet`` rows, fading with their age, by a margin, and within
+``echo_rows`` of a kept row only if it doubles it. NAB counts each row above its
+threshold outside an anomaly window as a false positive, and only the first detection
+inside a window, so echoes of an alarm can only cost.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "DETECTORS",
     "NabConfig",
     "NabFileResult",
+    "new_peaks",
     "probationary_length",
     "read_nab_file",
     "run_nab",
@@ -53,12 +55,14 @@ class NabConfig:
     rows averaged for the likelihood; ``window``: rows of evidence it is judged against
     (about 3.5 days at 5 minutes). ``quiet``/``margin``/``damp``: the new-peak filter.
     ``novelty_tolerance``: fraction of the seen range a new extreme must pass.
-    ``window`` and ``quiet`` were chosen on NAB's four development categories
-    (neighbouring values score within about 3 points, see docs/detection.md).
+    ``peak_half_life``/``echo_rows``/``echo_factor``: how the new-peak filter forgets
+    (see ``new_peaks``). ``window``, ``quiet``, ``peak_half_life``, ``echo_rows`` and
+    ``echo_factor`` were chosen on NAB's four development categories (neighbouring
+    values score within about 2 points, see docs/detection.md).
     ``cusum_batch``/``cusum_season_cycles``: the change-point member as the NAB figures
     were measured (point-noise scale, no wait for a daily season). The agent's default
     (30-point long-run scale, three days' wait) pages far less on autocorrelated cluster
-    metrics but scores 60.04 / 51.66 / 65.48 here instead of 67.95 / 61.68 / 72.58:
+    metrics but scores 66.56 / 59.76 / 72.25 here instead of 70.36 / 64.37 / 75.25:
     NAB rewards early, sensitive detection and its series are only two weeks long.
     """
 
@@ -72,6 +76,9 @@ class NabConfig:
     margin: float = 0.1
     damp: float = 0.0
     novelty_tolerance: float = 0.01
+    peak_half_life: float = 700.0
+    echo_rows: int = 10
+    echo_factor: float = 2.0
     cusum_batch: int = 1
     cusum_season_cycles: float = 0.0
 
@@ -190,8 +197,7 @@ def nab_scores(
       tails come near 1 (a noisy series needs more evidence than a quiet one);
     * novelty: a value outside everything seen so far scores ``0.5 + excess``.
 
-    Then the causal new-peak filter keeps a score only if it beats every score of the
-    last ``quiet`` rows by ``margin`` (relative); the rest are multiplied by ``damp``.
+    Then the causal new-peak filter (``new_peaks``) keeps only the scores of new events.
     """
     cfg = config or NabConfig()
     n_rows = values.size
@@ -217,11 +223,33 @@ def nab_scores(
     score = np.log(1.0000000001 - likelihood) / np.log(1e-10)
     news = novelty(values, start, cfg.novelty_tolerance)
     score = np.maximum(score, np.where(news > 0, np.minimum(1.0, 0.5 + news), 0.0))
+    return new_peaks(score, start, cfg)
+
+
+def new_peaks(score: FloatArray, start: int, config: NabConfig | None = None) -> FloatArray:
+    """Causal new-peak filter: keep a row's score only when it starts a new event.
+
+    A row keeps its score if it beats by ``margin`` (relative) every score of the
+    last ``quiet`` rows, each faded by ``2^(-age / peak_half_life)`` (a days-old alarm
+    is weaker reason to stay silent than one an hour old), and, within ``echo_rows`` of
+    the last kept row, if it is also ``echo_factor`` times that row's score (one event
+    whose evidence keeps rising would otherwise fire on several consecutive rows, each
+    a false positive outside a window). Other rows are multiplied by ``damp``. Rows
+    before ``start`` score 0.
+    """
+    cfg = config or NabConfig()
+    n_rows = score.size
+    fade = np.exp2(-np.arange(cfg.quiet, 0, -1) / cfg.peak_half_life)
     out = np.zeros(n_rows)
+    last_kept, last_score = -cfg.echo_rows - 1, 0.0
     for i in range(start, n_rows):
-        recent_peak = score[max(start, i - cfg.quiet) : i]
-        peak = recent_peak.max() if recent_peak.size else 0.0
+        lo = max(start, i - cfg.quiet)
+        peak = float((score[lo:i] * fade[cfg.quiet - (i - lo) :]).max()) if i > lo else 0.0
         keep = score[i] > peak * (1.0 + cfg.margin)
+        if keep and i - last_kept <= cfg.echo_rows:
+            keep = score[i] > last_score * cfg.echo_factor
+        if keep:
+            last_kept, last_score = i, float(score[i])
         out[i] = score[i] if keep else score[i] * cfg.damp
     return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.detectors.nab import NabConfig, probationary_length, read_nab_file, run_nab, score_stream
+from vigil.detectors.nab import (
+    NabConfig,
+    new_peaks,
+    probationary_length,
+    read_nab_file,
+    run_nab,
+    score_stream,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -77,6 +84,30 @@ def test_scores_are_causal(tmp_path: Path) -> None:
     whole = score_stream(ts, vals, cfg)
     prefix = score_stream(ts[:5050], vals[:5050], cfg)
     np.testing.assert_array_equal(prefix, whole[:5050])
+
+
+def test_new_peak_filter_fires_once_per_rising_event() -> None:
+    score = np.zeros(40)
+    score[5:8] = [0.3, 0.4, 0.5]  # one event whose evidence keeps rising
+    score[12] = 0.7  # within 10 rows of the kept 0.3, but more than twice it
+    score[30] = 0.8  # beyond the echo rows: beating the faded peak by 10 % is enough
+    out = new_peaks(score, start=2)
+    assert np.flatnonzero(out).tolist() == [5, 12, 30]
+    assert out[5] == pytest.approx(0.3) and out[12] == pytest.approx(0.7)
+    # Without the echo rule every step of the ramp would fire (three false positives).
+    ramp = new_peaks(score, start=2, config=NabConfig(echo_rows=0))
+    assert np.flatnonzero(ramp).tolist() == [5, 6, 7, 12, 30]
+
+
+def test_new_peak_filter_lets_an_old_alarm_fade() -> None:
+    score = np.zeros(600)
+    score[10] = 1.0
+    score[410] = 0.8  # 400 rows later: the old peak counts 1.0 × 2^(-400/700) = 0.67
+    assert np.flatnonzero(new_peaks(score, start=0)).tolist() == [10, 410]
+    never_fades = NabConfig(peak_half_life=float("inf"))
+    assert np.flatnonzero(new_peaks(score, start=0, config=never_fades)).tolist() == [10]
+    # Rows before the probation's end score 0 whatever their evidence.
+    assert new_peaks(score, start=11)[10] == 0.0
 
 
 def test_bad_layout_and_names_are_explained(tmp_path: Path) -> None:
