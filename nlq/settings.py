@@ -8,10 +8,17 @@ values. Every field gives its unit and why its default.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from vigil.nlq.metrics_map import MetricMap
 
@@ -23,7 +30,7 @@ class NlqSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    as_of: datetime | None = Field(
+    as_of: AwareDatetime | None = Field(
         None,
         description="Answer as of this UTC time instead of now: 'last 24 hours', 'today' "
         "and 'now' are measured from it. For a store that is not live (the one "
