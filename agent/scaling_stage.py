@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,6 +39,7 @@ from vigil.core import (
     Series,
     Severity,
     WarmingUp,
+    series_id,
     to_datetime,
     to_timestamp,
 )
@@ -60,14 +61,17 @@ __all__ = [
     "ScalingStage",
     "ScalingStore",
     "demand_labels",
+    "demand_series_id",
     "scaling_overview",
     "scaling_subject",
+    "workload_overview",
 ]
 
 log = logging.getLogger(__name__)
 
 DEMAND_METRIC = "workload_demand"
 MODEL_VERSION = "1"
+_WHAT = {"hpa-floor": "HPA floor", "scale": "replicas"}  # what a decision moves, for people
 
 
 def demand_labels(workload: ScalingWorkload) -> dict[str, str]:
@@ -75,9 +79,14 @@ def demand_labels(workload: ScalingWorkload) -> dict[str, str]:
     return {"namespace": workload.namespace, workload.kind.lower(): workload.name}
 
 
+def demand_series_id(workload: ScalingWorkload) -> str:
+    """The series id its demand forecasts are stored under."""
+    return series_id(DEMAND_METRIC, demand_labels(workload))
+
+
 def scaling_subject(workload: ScalingWorkload) -> str:
     """The finding subject of a workload's scaling decisions."""
-    return f"scaling:{workload.namespace}/{workload.name}"
+    return f"scaling:{workload.key}"
 
 
 # The stored forecast is for people, hours ahead: 5-minute means are enough, and make the
@@ -116,9 +125,12 @@ class _KeyedForecaster:
         history: npt.NDArray[np.float64],
         horizon: int,
         periods: Sequence[int],
-        quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+        quantiles: Sequence[float] | None = None,
     ) -> Prediction:
-        return self._auto.predict(history, horizon, periods, quantiles, keys=[self._key])
+        from vigil.detectors.forecasting import DEFAULT_QUANTILES
+
+        qs = DEFAULT_QUANTILES if quantiles is None else quantiles
+        return self._auto.predict(history, horizon, periods, qs, keys=[self._key])
 
 
 @dataclass
@@ -137,7 +149,7 @@ class _State:
 
     @property
     def key(self) -> str:
-        return f"{self.workload.namespace}/{self.workload.name}"
+        return self.workload.key
 
     def history(self) -> Series:
         return Series(
@@ -169,20 +181,19 @@ class ScalingStage:
         interval: float,
         step: float,
         max_step_down_percent: float = 100.0,
-        forecast_every_s: float = 900.0,
     ) -> None:
         """``interval``: seconds between ticks (decisions look one tick further ahead);
         ``step``: query resolution in seconds; ``max_step_down_percent``: the guardrails'
         blast radius, so a scale-down the guardrails would refuse is planned in steps."""
-        if interval <= 0 or step <= 0 or forecast_every_s <= 0:
-            raise ValueError("interval, step and forecast_every_s must be > 0 seconds")
+        if interval <= 0 or step <= 0:
+            raise ValueError("interval and step must be > 0 seconds")
         self._group = group
         self._source = source
         self._cluster = cluster
         self._store = store
         self._step = step
         self._max_down = max_step_down_percent
-        self._forecast_every = timedelta(seconds=forecast_every_s)
+        self._forecast_every = timedelta(seconds=group.forecast_every_s)
         self._states: list[_State] = []
         for w in group.workloads:
             merged = w.settings(group.defaults)
@@ -386,7 +397,7 @@ class ScalingStage:
         apply: str,
     ) -> None:
         fc = self._decision_forecast(state, ctx.now)
-        what = "HPA floor" if apply == "hpa-floor" else "replicas"
+        what = _WHAT[apply]
         verb = "raise" if desired > current else "lower"
         peak = decision.forecast_peak
         peak_text = f"; demand forecast peak {peak:.4g}" if peak is not None else ""
@@ -499,69 +510,89 @@ class ScalingStage:
 
 @dataclass(frozen=True)
 class ScalingOverview:
-    """What ``vigil status`` shows for one scaled workload (from the store alone)."""
+    """What ``vigil status`` and ``vigil forecast --stored`` show for one scaled workload,
+    from the store alone: the latest stored forecast, its next peak (the peak of the
+    expected demand, provisioned at the upper band there: the band's own maximum is
+    usually its far end, where it is widest), the pods planned for it, the last decision."""
 
     workload: str
-    peak_at: datetime | None
-    peak_upper: float | None
+    forecast: Forecast | None
+    peak_index: int | None
+    capacity: float | None
     peak_replicas: int | None
-    forecast_model: str | None
     last_decision: str | None
     last_decision_at: datetime | None
 
+    @property
+    def peak_at(self) -> datetime | None:
+        if self.forecast is None or self.peak_index is None:
+            return None
+        return to_datetime(float(self.forecast.timestamps[self.peak_index]))
+
+    @property
+    def peak_mean(self) -> float | None:
+        if self.forecast is None or self.peak_index is None:
+            return None
+        return float(self.forecast.mean[self.peak_index])
+
+    @property
+    def peak_upper(self) -> float | None:
+        fc = self.forecast
+        if fc is None or self.peak_index is None:
+            return None
+        band = fc.quantiles[max(fc.quantiles)] if fc.quantiles else fc.mean
+        return float(band[self.peak_index])
+
     def as_dict(self) -> dict[str, object]:
+        peak_at, last_at = self.peak_at, self.last_decision_at
         return {
             "workload": self.workload,
-            "next_peak_at": self.peak_at.isoformat() if self.peak_at else None,
+            "next_peak_at": peak_at.isoformat() if peak_at else None,
             "next_peak_demand": self.peak_upper,
             "planned_replicas_at_peak": self.peak_replicas,
-            "forecast_model": self.forecast_model,
+            "forecast_model": self.forecast.model if self.forecast is not None else None,
             "last_decision": self.last_decision,
-            "last_decision_at": self.last_decision_at.isoformat()
-            if self.last_decision_at
-            else None,
+            "last_decision_at": last_at.isoformat() if last_at else None,
         }
 
 
 def _short(decision: Finding) -> str:
     d = decision.details
-    what = "HPA floor" if d.get("apply") == "hpa-floor" else "replicas"
+    what = _WHAT.get(str(d.get("apply")), "replicas")
     return f"{what} {d.get('current_replicas')} → {d.get('desired_replicas')} ({d.get('reason')})"
 
 
+def workload_overview(
+    workload: ScalingWorkload, group: ScalingGroup, store: ScalingStore
+) -> ScalingOverview:
+    """One workload's ``ScalingOverview``; the capacity is the configured one, else the one
+    the last decision recorded (learned)."""
+    from vigil.detectors.scaling import replicas_for_peak
+
+    s = workload.settings(group.defaults)
+    fc = store.latest_forecast(demand_series_id(workload))
+    last = store.latest_finding(scaling_subject(workload), FindingKind.FORECAST)
+    capacity = s.capacity_per_pod
+    if capacity is None and last is not None and last.details.get("capacity_per_pod"):
+        capacity = float(last.details["capacity_per_pod"])
+    peak = None
+    if fc is not None and fc.mean.size and np.isfinite(fc.mean).any():
+        peak = int(np.nanargmax(fc.mean))
+    row = ScalingOverview(
+        workload=workload.key,
+        forecast=fc,
+        peak_index=peak,
+        capacity=capacity,
+        peak_replicas=None,
+        last_decision=_short(last) if last is not None else None,
+        last_decision_at=last.observed_at if last is not None else None,
+    )
+    upper = row.peak_upper
+    if upper is None or not capacity:
+        return row
+    return replace(row, peak_replicas=replicas_for_peak(upper, capacity, s))
+
+
 def scaling_overview(group: ScalingGroup, store: ScalingStore) -> list[ScalingOverview]:
-    """Each configured workload's next predicted peak (the upper band of its latest stored
-    forecast), the replicas planned for it, and the last decision."""
-    rows = []
-    for w in group.workloads:
-        s = w.settings(group.defaults)
-        labels = demand_labels(w)
-        series_id = Series(DEMAND_METRIC, labels, np.empty(0), np.empty(0)).id
-        fc = store.latest_forecast(series_id)
-        last = store.latest_finding(scaling_subject(w), FindingKind.FORECAST)
-        capacity = s.capacity_per_pod
-        if capacity is None and last is not None:
-            capacity = last.details.get("capacity_per_pod")
-        peak_at = peak = None
-        replicas = None
-        if fc is not None and fc.mean.size and np.isfinite(fc.mean).any():
-            # the peak of the expected demand, provisioned at the upper band there (the
-            # band's own maximum is usually its far end, where it is widest)
-            band = fc.quantiles[max(fc.quantiles)] if fc.quantiles else fc.mean
-            i = int(np.nanargmax(fc.mean))
-            peak_at, peak = to_datetime(float(fc.timestamps[i])), float(band[i])
-            if capacity:
-                need = math.ceil(peak / (float(capacity) * s.forecast_utilisation) - 1e-9)
-                replicas = min(max(need, s.min_replicas), s.max_replicas)
-        rows.append(
-            ScalingOverview(
-                workload=f"{w.namespace}/{w.name}",
-                peak_at=peak_at,
-                peak_upper=peak,
-                peak_replicas=replicas,
-                forecast_model=fc.model if fc is not None else None,
-                last_decision=_short(last) if last is not None else None,
-                last_decision_at=last.observed_at if last is not None else None,
-            )
-        )
-    return rows
+    """``workload_overview`` of every configured workload."""
+    return [workload_overview(w, group, store) for w in group.workloads]

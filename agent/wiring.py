@@ -146,7 +146,6 @@ def scaling_stage(
         interval=config.agent.interval,
         step=config.prometheus.step,
         max_step_down_percent=config.guardrails.max_unavailable_percent,
-        forecast_every_s=group.forecast_every_s,
     )
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "ScalingReason",
     "apply_decision",
     "learn_capacity",
+    "replicas_for_peak",
 ]
 
 
@@ -220,6 +221,13 @@ class PredictiveScaler:
     ) -> int:
         """The replay's entry point: the planned replica count."""
         return self.plan(now, observed_demand, current).replicas
+
+
+def replicas_for_peak(peak: float, capacity: float, settings: ScalingSettings) -> int:
+    """Pods that serve ``peak`` demand at the forecast utilisation, within min/max: what
+    the policy plans for an upper-quantile forecast (``vigil status`` shows it per peak)."""
+    need = _ceil(peak / (capacity * settings.forecast_utilisation))
+    return min(max(need, settings.min_replicas), settings.max_replicas)
 
 
 def learn_capacity(demand: FloatArray, ready_pods: FloatArray, utilisation: FloatArray) -> float:

@@ -253,6 +253,11 @@ class ScalingWorkload(BaseModel):
         description="Fields of ScalingSettings that differ for this workload (same units).",
     )
 
+    @property
+    def key(self) -> str:
+        """``namespace/name``, how the workload is named in status, CLI and reports."""
+        return f"{self.namespace}/{self.name}"
+
     def settings(self, defaults: ScalingSettings) -> ScalingSettings:
         """The defaults with this workload's overrides applied (validated)."""
         return ScalingSettings.model_validate({**defaults.model_dump(), **self.overrides})
@@ -311,7 +316,7 @@ class ScalingGroup(BaseModel):
             merged = w.settings(self.defaults)
             if merged.capacity_per_pod is None and w.utilisation_query is None:
                 raise ValueError(
-                    f"scaling workload {w.namespace}/{w.name}: set capacity_per_pod (in "
+                    f"scaling workload {w.key}: set capacity_per_pod (in "
                     "overrides or defaults) or a utilisation_query to learn it from"
                 )
         return self

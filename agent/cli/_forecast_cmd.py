@@ -3,7 +3,6 @@ peak and the replicas planned for it, in the terminal (and optionally as a PNG).
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,26 +24,27 @@ _PROMQL_CHARS = set("({[")
 def _workload(cfg: Config, name: str) -> ScalingWorkload | None:
     """The configured workload named ``namespace/name`` or ``name`` (when unique)."""
     ws = cfg.scaling.workloads
-    exact = [w for w in ws if f"{w.namespace}/{w.name}" == name]
+    exact = [w for w in ws if w.key == name]
     if exact:
         return exact[0]
     by_name = [w for w in ws if w.name == name]
     if len(by_name) > 1:
         fail(
             f"{name!r} names {len(by_name)} workloads: "
-            + ", ".join(f"{w.namespace}/{w.name}" for w in by_name)
+            + ", ".join(w.key for w in by_name)
             + "; give namespace/name"
         )
     return by_name[0] if by_name else None
 
 
 def _planned(cfg: Config, w: ScalingWorkload, peak: float, capacity: float | None) -> str:
+    from vigil.detectors.scaling import replicas_for_peak
+
     s = w.settings(cfg.scaling.defaults)
     capacity = s.capacity_per_pod or capacity
     if not capacity:
         return "replicas planned: unknown until capacity per pod is learned"
-    need = math.ceil(peak / (capacity * s.forecast_utilisation) - 1e-9)
-    pods = min(max(need, s.min_replicas), s.max_replicas)
+    pods = replicas_for_peak(peak, capacity, s)
     return (
         f"replicas planned for that peak: {pods} ({capacity:.4g} per pod at "
         f"{s.forecast_utilisation:.0%}, min {s.min_replicas}, max {s.max_replicas})"
@@ -55,36 +55,31 @@ def _stored_view(cfg: Config, w: ScalingWorkload) -> tuple[ForecastView, float |
     """The forecast the agent stored last, with no history (read from the store only)."""
     import numpy as np
 
-    from vigil.agent.scaling_stage import DEMAND_METRIC, demand_labels, scaling_subject
+    from vigil.agent.scaling_stage import DEMAND_METRIC, demand_labels, workload_overview
     from vigil.agent.wiring import open_store
-    from vigil.core import FindingKind, Series, VigilError
+    from vigil.core import Series, VigilError
     from vigil.detectors.forecast_view import ForecastView
 
     try:
         with open_store(cfg, readonly=True) as store:
-            empty = Series(DEMAND_METRIC, demand_labels(w), np.empty(0), np.empty(0))
-            fc = store.latest_forecast(empty.id)
-            last = store.latest_finding(scaling_subject(w), FindingKind.FORECAST)
+            row = workload_overview(w, cfg.scaling, store)
     except VigilError as exc:
         fail(str(exc))
-    if fc is None:
+    fc, peak_at = row.forecast, row.peak_at
+    if fc is None or peak_at is None or row.peak_mean is None or row.peak_upper is None:
         fail(
-            f"no stored forecast of {w.namespace}/{w.name} in {cfg.store.path}: the agent "
+            f"no stored forecast of {w.key} in {cfg.store.path}: the agent "
             "stores one every scaling.forecast_every_s once the workload has history"
         )
-    upper_q = max(fc.quantiles)
-    upper = fc.quantile(upper_q)
-    i = int(np.nanargmax(fc.mean))
     view = ForecastView(
-        history=empty,
+        history=Series(DEMAND_METRIC, demand_labels(w), np.empty(0), np.empty(0)),
         forecast=fc,
-        upper_q=upper_q,
-        peak_at=float(fc.timestamps[i]),
-        peak_mean=float(fc.mean[i]),
-        peak_upper=float(upper[i]),
+        upper_q=max(fc.quantiles),
+        peak_at=peak_at.timestamp(),
+        peak_mean=row.peak_mean,
+        peak_upper=row.peak_upper,
     )
-    capacity = last.details.get("capacity_per_pod") if last is not None else None
-    return view, float(capacity) if capacity else None
+    return view, row.capacity
 
 
 def _live_view(cfg: Config, query: str, horizon: float, history: float) -> ForecastView:
@@ -165,7 +160,7 @@ def forecast(
     cfg = state.config(reading=True)
     target = _workload(cfg, workload)
     if target is None and not _PROMQL_CHARS & set(workload):
-        known = ", ".join(f"{w.namespace}/{w.name}" for w in cfg.scaling.workloads)
+        known = ", ".join(w.key for w in cfg.scaling.workloads)
         fail(
             f"no workload {workload!r} in scaling.workloads"
             + (f" (configured: {known})" if known else " (none configured)")
@@ -179,7 +174,7 @@ def forecast(
     else:
         query = target.demand_query if target is not None else workload
         view = _live_view(cfg, query, horizon or cfg.scaling.forecast_horizon_s, history)
-    name = f"{target.namespace}/{target.name} demand" if target is not None else workload
+    name = f"{target.key} demand" if target is not None else workload
     typer.echo(view.text(unit="" if target is not None else guess_unit(view.history.metric)))
     if target is not None:
         typer.echo(_planned(cfg, target, view.peak_upper, capacity))

@@ -207,7 +207,7 @@ def run_demo(
         if notes and notes.exists():
             with notes.open(encoding="utf-8") as lines:
                 sent = sum(1 for _ in lines)
-        scaled = [f"{w.namespace}/{w.name}" for w in cfg.scaling.workloads]
+        scaled = [w.key for w in cfg.scaling.workloads]
         score = score_run(
             twin, baseline, store, start=agent_start, notifications=sent, scaled=scaled
         )
