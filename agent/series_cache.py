@@ -26,11 +26,6 @@ class SeriesCache:
     def __len__(self) -> int:
         return len(self._series)
 
-    def last_timestamp(self) -> float | None:
-        """The oldest of the newest points across series (where the next fetch starts)."""
-        ends = [float(s.timestamps[-1]) for s in self._series.values() if len(s)]
-        return min(ends) if ends else None
-
     def merge(self, fresh: list[Series], now: float) -> list[Series]:
         """Merge newly fetched points (they win over cached ones); return all series."""
         horizon = now - self._lookback
