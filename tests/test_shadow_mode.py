@@ -188,7 +188,9 @@ def test_shadow_mode_end_to_end(tmp_path: Path) -> None:
     assert "not enough evidence: 2 labelled findings" in default["reason"]
 
     # b was real after all (the latest label counts): the challenger missed it.
-    cli(path, "feedback", findings["b"].id, "--true-positive")
+    relabel = cli(path, "feedback", findings["b"].id, "--true-positive")
+    # the correction replaces the earlier label, as the agent counts it
+    assert "now has 1 labelled finding(s), sensitivity ×1.05" in relabel
     again = json.loads(cli(path, "shadow", "report", "--json", "--min-labelled", "2"))
     assert again["champion"]["precision"] == pytest.approx(1.0)
     assert [m["finding_id"] for m in again["missed_true"]] == [findings["b"].id]

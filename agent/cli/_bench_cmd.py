@@ -100,7 +100,7 @@ def feedback(
     applied by the running agent at its next tick)."""
     from vigil.agent.wiring import open_store
     from vigil.core import FeedbackLabel, VigilError
-    from vigil.detectors.shadow import sensitivity_from_feedback
+    from vigil.detectors.shadow import latest_labels, sensitivity_from_feedback
 
     if false_positive == true_positive:
         fail("give exactly one of --false-positive or --true-positive", code=2)
@@ -109,12 +109,19 @@ def feedback(
         with open_store(state.config()) as store:
             finding = store.get_finding(finding_id)
             store.record_feedback(finding_id, label, at=datetime.now(UTC))
-            labels = store.feedback_for(finding.subject)
+            # as the agent and `vigil status` count them: a relabelled finding counts once
+            rows = [
+                (r.finding_id, r.series, r.label)
+                for r in store.feedback_since(0)
+                if r.series == finding.subject
+            ]
     except VigilError as exc:
         fail(str(exc))
+    labels = latest_labels(rows).get(finding.subject, [])
     factor = sensitivity_from_feedback(labels)
     typer.echo(
-        f"{finding_id} labelled {label}; {finding.subject} now has {len(labels)} label(s), "
+        f"{finding_id} labelled {label}; {finding.subject} now has {len(labels)} labelled "
+        "finding(s), "
         f"sensitivity ×{factor:.2f}"
     )
 
